@@ -1,0 +1,86 @@
+/* pydrop public C API.
+ *
+ * Every function validates its arguments and returns a pd_status; none prints,
+ * exits or aborts. Arrays are float32, dense and row-major; sizes are int64_t.
+ * The active ISA is chosen once from CPUID + XGETBV (or PYDROP_ISA) and can be
+ * changed with pd_isa_set. Work is split over pd_get_num_threads() threads;
+ * every result is bit-identical for any thread count.
+ */
+#ifndef PYDROP_H
+#define PYDROP_H
+
+#include <stdint.h>
+
+typedef enum pd_status {
+    PD_OK = 0,
+    PD_ERR_ARG = 1,         /* an argument is out of its documented range */
+    PD_ERR_UNSUPPORTED = 2, /* the ISA asked for is missing on this CPU/OS/build */
+    PD_ERR_NOMEM = 3,       /* a scratch buffer could not be allocated */
+    PD_ERR_THREAD = 4       /* a worker thread could not be started */
+} pd_status;
+
+typedef enum pd_isa { PD_ISA_SCALAR = 0, PD_ISA_AVX2 = 1, PD_ISA_AVX512 = 2, PD_ISA_COUNT = 3 } pd_isa;
+
+/* CPU feature bits reported by pd_cpu_features (CPUID and OS state both). */
+#define PD_CPU_SSE2 0x01
+#define PD_CPU_AVX 0x02
+#define PD_CPU_AVX2 0x04
+#define PD_CPU_FMA 0x08
+#define PD_CPU_AVX512F 0x10
+#define PD_CPU_AVX512BW 0x20
+#define PD_CPU_AVX512VL 0x40
+#define PD_CPU_AVX512DQ 0x80
+
+uint32_t pd_cpu_features(void);
+/* 1 if the CPU, the OS and this build can run the ISA, else 0. */
+int32_t pd_isa_supported(int32_t isa);
+/* The best supported ISA, or the one named by PYDROP_ISA (PD_ERR_* if unusable). */
+pd_status pd_isa_default(int32_t *isa);
+int32_t pd_isa_active(void);
+pd_status pd_isa_set(int32_t isa);
+const char *pd_isa_name(int32_t isa);
+
+/* Threads: n >= 1. The default is 1 until the caller sets it. */
+pd_status pd_set_num_threads(int32_t n);
+int32_t pd_get_num_threads(void);
+
+/* Philox4x32-10 (Salmon et al. 2011, Random123): one block, ctr and key in,
+ * four 32-bit words out. Scalar; the reference for every SIMD path. */
+void pd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* Philox blocks n_blocks..: out[4*b + w] = word w of philox(ctr = (first + b, stream,
+ * step lo, step hi), key = (seed lo, seed hi)), using the active ISA. The counter
+ * layout is the one the dropout mask uses. Requires first + n_blocks <= 2^32. */
+pd_status pd_philox_stream(uint64_t seed, uint32_t stream, uint64_t step, uint64_t first,
+                           int64_t n_blocks, uint32_t *out);
+
+/* Dropout keep rule. Element i takes the 16-bit value
+ *   u_i = (word (i % 8) / 2 of block i / 8) >> (16 * (i % 2)) & 0xffff
+ * and is kept iff u_i >= t, t = pd_dropout_threshold(p) = round(p * 65536).
+ * The realised keep probability (65536 - t) / 65536 differs from 1 - p by at most
+ * 2^-17. Mask byte j holds elements 8j..8j+7 (bit k = element 8j + k); bits past n
+ * are zero. Mask length: (n + 7) / 8 bytes. */
+uint32_t pd_dropout_threshold(float p);
+
+/* y = keep ? x * s : +0.0, s = (float)(1 / (1 - (double)p)); writes the mask.
+ * p == 0: y = x bit for bit, mask all ones. p == 1: y = +0.0 (NaN/Inf too),
+ * mask all zeros. y may equal x (in place); no other overlap. */
+pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_t n, float p,
+                                 uint64_t seed, uint32_t stream, uint64_t step);
+/* dx = keep ? dy * s : +0.0, keep taken from mask. dx may equal dy. */
+pd_status pd_dropout_backward_f32(const float *dy, const uint8_t *mask, float *dx, int64_t n,
+                                  float p);
+
+/* ReLU policy: y = x if x > 0 or x is NaN (NaN propagates, payload kept), else +0.0
+ * (so -0.0 -> +0.0). Backward: dx = dy if x > 0, x if x is NaN, else +0.0. */
+pd_status pd_relu_forward_f32(const float *x, float *y, int64_t n);
+pd_status pd_relu_backward_f32(const float *dy, const float *x, float *dx, int64_t n);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is m x k: A is m x k
+ * (trans_a = 0, lda >= k) or k x m (trans_a = 1, lda >= m); likewise op(B) is k x n.
+ * ldc >= n. beta == 0 never reads C (NaN in C is not propagated). C must not
+ * overlap A or B. */
+pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                   float beta, float *c, int64_t ldc);
+
+#endif
