@@ -33,6 +33,9 @@ extern const pd_kernels pd_kernels_scalar;
 #if PD_X86
 extern const pd_kernels pd_kernels_avx2;
 extern const pd_kernels pd_kernels_avx512;
+/* Shared by the AVX2 and AVX-512 rows (ReLU is memory-bound). */
+void pd_relu_forward_f32_avx2(const float *x, float *y, int64_t n);
+void pd_relu_backward_f32_avx2(const float *dy, const float *x, float *dx, int64_t n);
 #endif
 
 /* The active ISA's table (resolved once, on first use). */

@@ -14,10 +14,12 @@
 #include <simde/x86/fma.h>
 #define PD_TARGET_AVX2
 #define PD_TARGET_AVX512
+typedef simde__mmask16 pd_mask16;
 #else
 #include <immintrin.h>
 #define PD_TARGET_AVX2 __attribute__((target("avx2,fma")))
 #define PD_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")))
+typedef __mmask16 pd_mask16;
 #endif
 
 #endif

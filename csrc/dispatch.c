@@ -1,0 +1,155 @@
+/* CPU feature detection (CPUID + XGETBV), once, and the per-ISA kernel table. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#if PD_X86 && !defined(PD_SIMDE)
+#include <cpuid.h>
+#endif
+
+static const pd_kernels *const kernel_table[PD_ISA_COUNT] = {
+    &pd_kernels_scalar,
+#if PD_X86
+    &pd_kernels_avx2,
+    &pd_kernels_avx512,
+#else
+    NULL,
+    NULL,
+#endif
+};
+_Static_assert(sizeof(kernel_table) / sizeof(kernel_table[0]) == PD_ISA_COUNT,
+               "kernel table must have one row per pd_isa");
+
+static const char *const isa_names[PD_ISA_COUNT] = {"scalar", "avx2", "avx512"};
+
+static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
+static uint32_t features;
+static _Atomic int32_t active_isa = -1;
+
+#if PD_X86 && !defined(PD_SIMDE)
+static uint64_t xgetbv0(void) {
+    uint32_t lo, hi;
+    /* XGETBV with ecx = 0 reads XCR0, the register state the OS saves. */
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+static void detect(void) {
+#if PD_X86 && !defined(PD_SIMDE)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) {
+        return;
+    }
+    if (d & bit_SSE2) {
+        features |= PD_CPU_SSE2;
+    }
+    int osxsave = (c & bit_OSXSAVE) != 0;
+    uint64_t xcr0 = osxsave ? xgetbv0() : 0;
+    int ymm_os = (xcr0 & 0x6) == 0x6;     /* XMM and YMM state */
+    int zmm_os = (xcr0 & 0xe6) == 0xe6;   /* plus opmask, ZMM_Hi256, Hi16_ZMM */
+    if (ymm_os && (c & bit_AVX)) {
+        features |= PD_CPU_AVX;
+    }
+    if (ymm_os && (c & bit_FMA)) {
+        features |= PD_CPU_FMA;
+    }
+    if (__get_cpuid_max(0, NULL) >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        if (ymm_os && (b & bit_AVX2)) {
+            features |= PD_CPU_AVX2;
+        }
+        if (zmm_os) {
+            features |= (b & bit_AVX512F) ? PD_CPU_AVX512F : 0;
+            features |= (b & bit_AVX512BW) ? PD_CPU_AVX512BW : 0;
+            features |= (b & bit_AVX512VL) ? PD_CPU_AVX512VL : 0;
+            features |= (b & bit_AVX512DQ) ? PD_CPU_AVX512DQ : 0;
+        }
+    }
+#endif
+}
+
+uint32_t pd_cpu_features(void) {
+    pthread_once(&detect_once, detect);
+    return features;
+}
+
+int32_t pd_isa_supported(int32_t isa) {
+    if (isa < 0 || isa >= PD_ISA_COUNT || kernel_table[isa] == NULL) {
+        return 0;
+    }
+#ifdef PD_SIMDE
+    /* Emulated intrinsics run anywhere. */
+    return 1;
+#else
+    const uint32_t need_avx2 = PD_CPU_AVX | PD_CPU_AVX2 | PD_CPU_FMA;
+    const uint32_t need_avx512 =
+        need_avx2 | PD_CPU_AVX512F | PD_CPU_AVX512BW | PD_CPU_AVX512VL | PD_CPU_AVX512DQ;
+    uint32_t f = pd_cpu_features();
+    switch (isa) {
+    case PD_ISA_AVX2:
+        return (f & need_avx2) == need_avx2;
+    case PD_ISA_AVX512:
+        return (f & need_avx512) == need_avx512;
+    default:
+        return 1;
+    }
+#endif
+}
+
+const char *pd_isa_name(int32_t isa) {
+    return (isa >= 0 && isa < PD_ISA_COUNT) ? isa_names[isa] : "unknown";
+}
+
+pd_status pd_isa_default(int32_t *isa) {
+    if (isa == NULL) {
+        return PD_ERR_ARG;
+    }
+    const char *forced = getenv("PYDROP_ISA");
+    if (forced != NULL && forced[0] != '\0') {
+        for (int32_t i = 0; i < PD_ISA_COUNT; i++) {
+            if (strcmp(forced, isa_names[i]) == 0) {
+                *isa = i;
+                return pd_isa_supported(i) ? PD_OK : PD_ERR_UNSUPPORTED;
+            }
+        }
+        *isa = -1;
+        return PD_ERR_ARG;
+    }
+    int32_t best = PD_ISA_SCALAR;
+    for (int32_t i = 0; i < PD_ISA_COUNT; i++) {
+        if (pd_isa_supported(i)) {
+            best = i;
+        }
+    }
+    *isa = best;
+    return PD_OK;
+}
+
+pd_status pd_isa_set(int32_t isa) {
+    if (!pd_isa_supported(isa)) {
+        return (isa >= 0 && isa < PD_ISA_COUNT) ? PD_ERR_UNSUPPORTED : PD_ERR_ARG;
+    }
+    atomic_store(&active_isa, isa);
+    return PD_OK;
+}
+
+int32_t pd_isa_active(void) {
+    int32_t isa = atomic_load(&active_isa);
+    if (isa < 0) {
+        /* First use from C without an explicit choice: the default, or scalar if
+         * PYDROP_ISA names something unusable (Python reports that case). */
+        if (pd_isa_default(&isa) != PD_OK) {
+            isa = PD_ISA_SCALAR;
+        }
+        int32_t expected = -1;
+        atomic_compare_exchange_strong(&active_isa, &expected, isa);
+        isa = atomic_load(&active_isa);
+    }
+    return isa;
+}
+
+const pd_kernels *pd_active_kernels(void) { return kernel_table[pd_isa_active()]; }

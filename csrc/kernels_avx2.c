@@ -1,0 +1,160 @@
+/* AVX2+FMA kernels. Philox runs on 8 counters at once (one block per 32-bit lane),
+ * so one iteration yields 8 mask bytes = 64 elements. */
+#include "internal.h"
+
+#if PD_X86
+#include <string.h>
+
+#include "ref.h"
+#include "simd.h"
+
+/* hi:lo = a * m for each unsigned 32-bit lane. */
+PD_TARGET_AVX2 static inline void mul_hilo(__m256i a, __m256i m, __m256i *hi, __m256i *lo) {
+    /* _mm256_mul_epu32 multiplies the even lanes; shift the odd ones down for a second product. */
+    __m256i even = _mm256_mul_epu32(a, m);
+    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
+    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+}
+
+/* Philox4x32-10 on 8 counters (c0 differs per lane, c1..c3 shared). */
+PD_TARGET_AVX2 static inline void philox8(__m256i c[4], uint32_t k0, uint32_t k1) {
+    const __m256i m0 = _mm256_set1_epi32((int)PD_PHILOX_M0);
+    const __m256i m1 = _mm256_set1_epi32((int)PD_PHILOX_M1);
+    for (int r = 0; r < 10; r++) {
+        if (r > 0) {
+            k0 += PD_PHILOX_W0;
+            k1 += PD_PHILOX_W1;
+        }
+        __m256i hi0, lo0, hi1, lo1;
+        mul_hilo(c[0], m0, &hi0, &lo0);
+        mul_hilo(c[2], m1, &hi1, &lo1);
+        c[0] = _mm256_xor_si256(_mm256_xor_si256(hi1, c[1]), _mm256_set1_epi32((int)k0));
+        c[2] = _mm256_xor_si256(_mm256_xor_si256(hi0, c[3]), _mm256_set1_epi32((int)k1));
+        c[1] = lo1;
+        c[3] = lo0;
+    }
+}
+
+PD_TARGET_AVX2 static inline void counters8(__m256i c[4], uint64_t first, uint32_t stream,
+                                            uint64_t step) {
+    c[0] = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)first),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    c[1] = _mm256_set1_epi32((int)stream);
+    c[2] = _mm256_set1_epi32((int)(uint32_t)step);
+    c[3] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+}
+
+PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
+                                       uint64_t first, int64_t n, uint32_t *out) {
+    int64_t b = 0;
+    for (; b + 8 <= n; b += 8) {
+        __m256i c[4];
+        uint32_t w[4][8];
+        counters8(c, first + (uint64_t)b, stream, step);
+        philox8(c, key[0], key[1]);
+        for (int j = 0; j < 4; j++) {
+            _mm256_storeu_si256((__m256i *)w[j], c[j]);
+        }
+        for (int l = 0; l < 8; l++) {
+            for (int j = 0; j < 4; j++) {
+                out[4 * (b + l) + j] = w[j][l];
+            }
+        }
+    }
+    pd_philox_blocks_scalar(key, stream, step, first + (uint64_t)b, n - b, out + 4 * b);
+}
+
+PD_TARGET_AVX2 static void mask_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
+                                     uint64_t first, int64_t n, uint32_t t, uint8_t *mask) {
+    /* u >= t  <=>  u > t - 1 as signed 32-bit (u < 2^16, t <= 2^16). */
+    const __m256i tm1 = _mm256_set1_epi32((int)t - 1);
+    const __m256i lo16 = _mm256_set1_epi32(0xffff);
+    /* Byte 0 of each 32-bit lane, gathered to the low 4 bytes of each 128-bit half. */
+    const __m256i gather = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                            -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
+                                            -1, -1, -1, -1);
+    int64_t b = 0;
+    for (; b + 8 <= n; b += 8) {
+        __m256i c[4];
+        counters8(c, first + (uint64_t)b, stream, step);
+        philox8(c, key[0], key[1]);
+        __m256i acc = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            /* bit 2j   = (w_j & 0xffff) >= t;  bit 2j+1 = (w_j >> 16) >= t */
+            __m256i lo = _mm256_cmpgt_epi32(_mm256_and_si256(c[j], lo16), tm1);
+            __m256i hi = _mm256_cmpgt_epi32(_mm256_srli_epi32(c[j], 16), tm1);
+            acc = _mm256_or_si256(acc, _mm256_and_si256(lo, _mm256_set1_epi32(1 << (2 * j))));
+            acc = _mm256_or_si256(acc, _mm256_and_si256(hi, _mm256_set1_epi32(2 << (2 * j))));
+        }
+        __m256i bytes = _mm256_shuffle_epi8(acc, gather);
+        uint32_t lo4 = (uint32_t)_mm256_cvtsi256_si32(bytes);
+        uint32_t hi4 = (uint32_t)_mm256_extract_epi32(bytes, 4);
+        memcpy(mask + b, &lo4, 4);
+        memcpy(mask + b + 4, &hi4, 4);
+    }
+    pd_mask_blocks_scalar(key, stream, step, first + (uint64_t)b, n - b, t, mask + b);
+}
+
+/* All-ones in lane k iff bit k of byte is set. */
+PD_TARGET_AVX2 static inline __m256 expand_byte(uint8_t byte) {
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i v = _mm256_and_si256(_mm256_set1_epi32(byte), bits);
+    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, bits));
+}
+
+PD_TARGET_AVX2 static void apply_avx2(const float *x, const uint8_t *mask, float *y, int64_t n,
+                                      float s) {
+    const __m256 sv = _mm256_set1_ps(s);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        for (int u = 0; u < 4; u++) {
+            /* y = keep ? x * s : +0.0 */
+            __m256 keep = expand_byte(mask[(i >> 3) + u]);
+            __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * u), sv);
+            _mm256_storeu_ps(y + i + 8 * u, _mm256_and_ps(v, keep));
+        }
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), sv);
+        _mm256_storeu_ps(y + i, _mm256_and_ps(v, expand_byte(mask[i >> 3])));
+    }
+    pd_apply_ref(x, mask, y, i, n, s);
+}
+
+PD_TARGET_AVX2 void pd_relu_forward_f32_avx2(const float *x, float *y, int64_t n) {
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        /* keep = x > 0 || isnan(x); y = keep ? x : +0.0 */
+        __m256 keep = _mm256_or_ps(_mm256_cmp_ps(v, zero, _CMP_GT_OQ),
+                                   _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+        _mm256_storeu_ps(y + i, _mm256_and_ps(v, keep));
+    }
+    pd_relu_fwd_ref(x, y, i, n);
+}
+
+PD_TARGET_AVX2 void pd_relu_backward_f32_avx2(const float *dy, const float *x, float *dx, int64_t n) {
+    const __m256 zero = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        /* dx = x > 0 ? dy : (isnan(x) ? x : +0.0) */
+        __m256 pos = _mm256_cmp_ps(v, zero, _CMP_GT_OQ);
+        __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+        __m256 r = _mm256_or_ps(_mm256_and_ps(pos, _mm256_loadu_ps(dy + i)), _mm256_and_ps(nan, v));
+        _mm256_storeu_ps(dx + i, r);
+    }
+    pd_relu_bwd_ref(dy, x, dx, i, n);
+}
+
+const pd_kernels pd_kernels_avx2 = {
+    .philox = philox_avx2,
+    .mask = mask_avx2,
+    .apply = apply_avx2,
+    .relu_fwd = pd_relu_forward_f32_avx2,
+    .relu_bwd = pd_relu_backward_f32_avx2,
+};
+
+#endif

@@ -1,0 +1,123 @@
+/* A small persistent thread pool. Workers sleep on a condition variable between
+ * jobs; one job runs at a time (pd_parallel calls from several threads queue up). */
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "internal.h"
+
+#define PD_MAX_THREADS 64
+
+static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t done = PTHREAD_COND_INITIALIZER;
+static int32_t n_workers;   /* started workers, ids 1..n_workers */
+static uint64_t start_gen[PD_MAX_THREADS]; /* generation when worker id started */
+static uint64_t generation; /* bumped once per job */
+static pd_task_fn job_fn;
+static void *job_ctx;
+static int32_t job_tasks;
+static int32_t pending;
+static _Atomic int32_t num_threads = 1;
+
+static void *worker(void *arg) {
+    int32_t id = (int32_t)(intptr_t)arg;
+    pthread_mutex_lock(&lock);
+    uint64_t seen = start_gen[id];
+    for (;;) {
+        while (generation == seen) {
+            pthread_cond_wait(&wake, &lock);
+        }
+        seen = generation;
+        if (id < job_tasks) {
+            pd_task_fn fn = job_fn;
+            void *ctx = job_ctx;
+            int32_t tasks = job_tasks;
+            pthread_mutex_unlock(&lock);
+            fn(ctx, id, tasks);
+            pthread_mutex_lock(&lock);
+            if (--pending == 0) {
+                pthread_cond_signal(&done);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* After fork() only the forking thread exists: forget the workers. */
+static void reset_after_fork(void) {
+    pthread_mutex_init(&run_lock, NULL);
+    pthread_mutex_init(&lock, NULL);
+    pthread_cond_init(&wake, NULL);
+    pthread_cond_init(&done, NULL);
+    n_workers = 0;
+    generation = 0;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, reset_after_fork); }
+
+/* Start workers up to `want` (lock held). Returns how many exist. */
+static int32_t grow_pool(int32_t want) {
+    while (n_workers < want) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        /* A worker must not act on a job that predates it, so it starts from the
+         * current generation; the next job bumps it after the pool has grown. */
+        start_gen[n_workers + 1] = generation;
+        int rc = pthread_create(&th, &attr, worker, (void *)(intptr_t)(n_workers + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0) {
+            break;
+        }
+        n_workers++;
+    }
+    return n_workers;
+}
+
+pd_status pd_parallel(int32_t n_tasks, pd_task_fn fn, void *ctx) {
+    if (n_tasks > PD_MAX_THREADS) {
+        n_tasks = PD_MAX_THREADS;
+    }
+    if (n_tasks <= 1) {
+        fn(ctx, 0, 1);
+        return PD_OK;
+    }
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&run_lock);
+    pthread_mutex_lock(&lock);
+    if (grow_pool(n_tasks - 1) < n_tasks - 1) {
+        pthread_mutex_unlock(&lock);
+        pthread_mutex_unlock(&run_lock);
+        return PD_ERR_THREAD;
+    }
+    job_fn = fn;
+    job_ctx = ctx;
+    job_tasks = n_tasks;
+    pending = n_tasks - 1;
+    generation++;
+    pthread_cond_broadcast(&wake);
+    pthread_mutex_unlock(&lock);
+
+    fn(ctx, 0, n_tasks);
+
+    pthread_mutex_lock(&lock);
+    while (pending > 0) {
+        pthread_cond_wait(&done, &lock);
+    }
+    pthread_mutex_unlock(&lock);
+    pthread_mutex_unlock(&run_lock);
+    return PD_OK;
+}
+
+pd_status pd_set_num_threads(int32_t n) {
+    if (n < 1 || n > PD_MAX_THREADS) {
+        return PD_ERR_ARG;
+    }
+    atomic_store(&num_threads, n);
+    return PD_OK;
+}
+
+int32_t pd_get_num_threads(void) { return atomic_load(&num_threads); }
