@@ -1,0 +1,439 @@
+"""Layers with explicit forward and backward passes over pydrop's array ops.
+
+Buffers. Every layer owns its output and gradient buffers and reuses them from
+step to step (rows are sliced off a buffer sized for the largest batch seen), so
+a training step allocates no batch-sized arrays. The price: ``forward`` and
+``backward`` return views that the next call overwrites. ``module(X)`` returns a
+copy and is the safe call for casual use; the Trainer uses ``forward``.
+
+Gradients accumulate into ``Parameter.grad`` (``zero_grad()`` clears them).
+
+Initialisation. Dense weights are drawn from normal(0, 0.01) by NumPy's PCG64
+seeded with the layer's ``seed``; biases start at zero. A container assigns each
+child that has no seed of its own ``seed = SeedSequence([container seed, index])``
+(so two layers never share a stream), a standalone layer uses seed 0.
+
+Dropout randomness is counter-based: the mask of a training forward is a pure
+function of (seed, stream, step, element). The stream is the layer's index in
+its container, the step counts the layer's training forwards and is part of
+``state_dict()``, so a run is reproducible and a checkpoint resumes it exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import numpy as np
+
+from ._ops import dropout, dropout_backward, matmul, relu, relu_backward
+
+__all__ = ["Parameter", "Module", "Dense", "ReLU", "Dropout", "Sequential", "softmax"]
+
+# Dropout streams at or above this are used by MC-dropout prediction, so that
+# sampling never reuses (or advances) the masks of training.
+MC_STREAM_BASE = 1 << 31
+
+
+def _as_input(X: Any, name: str = "X") -> np.ndarray:
+    """A float32, C-contiguous 2-D view of X: (n, ...) is flattened to (n, features)."""
+    if not isinstance(X, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(X).__name__}")
+    if X.ndim < 2:
+        raise ValueError(f"{name} must have a batch axis and features (ndim >= 2), got {X.shape}")
+    if X.ndim > 2:
+        X = X.reshape(X.shape[0], -1)
+    if X.dtype != np.float32 or not X.flags.c_contiguous:
+        X = np.ascontiguousarray(X, dtype=np.float32)
+    return X
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in a new float32 array (max-subtracted, so exp cannot overflow)."""
+    z = np.subtract(logits, logits.max(axis=1, keepdims=True), dtype=np.float32)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+class Parameter:
+    """A trainable float32 array and its gradient (same shape)."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = np.ascontiguousarray(data, dtype=np.float32)
+        self.grad = np.zeros_like(self.data)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    def __repr__(self) -> str:
+        return f"Parameter(shape={self.data.shape})"
+
+
+class Module:
+    """Base class: forward/backward, parameters, train/eval, state dicts."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "_params", {})
+        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_bufs", {})
+        self.training = True
+        self.input_grad = True  # False: backward may skip computing dX (first layer)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Module):
+            self._modules[name] = value
+        elif isinstance(value, Parameter) or name in self._params:
+            self._params[name] = value
+        object.__setattr__(self, name, value)
+
+    # -- computation ---------------------------------------------------------------
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dY: np.ndarray) -> np.ndarray | None:
+        raise NotImplementedError
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return np.array(self.forward(X), copy=True)
+
+    def _rows(self, key: str, n: int, cols: int) -> np.ndarray:
+        """Rows 0..n of the reusable (rows, cols) float32 buffer ``key``."""
+        buf = self._bufs.get(key)
+        if buf is None or buf.shape[0] < n or buf.shape[1] != cols:
+            buf = np.empty((n, cols), dtype=np.float32)
+            self._bufs[key] = buf
+        return buf[:n]
+
+    # -- structure -----------------------------------------------------------------
+    def children(self) -> Iterator[tuple[str, Module]]:
+        yield from self._modules.items()
+
+    def modules(self) -> Iterator[Module]:
+        yield self
+        for _, m in self.children():
+            yield from m.modules()
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, p in self._params.items():
+            if p is not None:
+                yield prefix + name, p
+        for name, m in self.children():
+            yield from m.named_parameters(f"{prefix}{name}.")
+
+    def parameters(self) -> list[Parameter]:
+        return [p for _, p in self.named_parameters()]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad.fill(0.0)
+
+    def train(self, mode: bool = True) -> Module:
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> Module:
+        return self.train(False)
+
+    # -- state ---------------------------------------------------------------------
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        """Non-parameter state to checkpoint (e.g. a dropout step counter)."""
+        return {}
+
+    def _load_extra_state(self, state: Mapping[str, np.ndarray]) -> None:
+        pass
+
+    def _load_param(self, name: str, value: np.ndarray) -> None:
+        p = self._params[name]
+        if p is None or p.data.shape != value.shape:
+            have = None if p is None else p.data.shape
+            raise ValueError(f"parameter {name!r}: expected shape {have}, got {value.shape}")
+        p.data[...] = value
+
+    def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Copies of all parameters and extra state, keyed by dotted names."""
+        out: dict[str, np.ndarray] = {}
+        for name, p in self._params.items():
+            if p is not None:
+                out[prefix + name] = p.data.copy()
+        for name, v in self._extra_state().items():
+            out[prefix + name] = np.array(v, copy=True)
+        for name, m in self.children():
+            out.update(m.state_dict(f"{prefix}{name}."))
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
+        """Load what ``state_dict`` produced; lazy layers take their shapes from it.
+
+        With ``strict`` a missing or unexpected key raises KeyError.
+        """
+        used: set[str] = set()
+        self._load(dict(state), "", used, strict)
+        extra = set(state) - used
+        if strict and extra:
+            raise KeyError(f"unexpected keys in state dict: {sorted(extra)}")
+
+    def _load(self, state: dict[str, np.ndarray], prefix: str, used: set[str], strict: bool):
+        for name in self._params:
+            key = prefix + name
+            if key in state:
+                self._load_param(name, np.asarray(state[key]))
+                used.add(key)
+            elif strict and self._params[name] is not None:
+                raise KeyError(f"state dict has no {key!r}")
+        extra_keys = self._extra_state().keys()
+        mine = {k: state[prefix + k] for k in extra_keys if prefix + k in state}
+        if strict and len(mine) != len(extra_keys):
+            missing = sorted(prefix + k for k in extra_keys if k not in mine)
+            raise KeyError(f"state dict has no {missing}")
+        self._load_extra_state(mine)
+        used.update(prefix + k for k in mine)
+        for name, m in self.children():
+            m._load(state, f"{prefix}{name}.", used, strict)
+
+    # -- seeding by a container ------------------------------------------------------
+    def _adopt(self, seed: int, index: int) -> None:
+        """Called by a container that holds this module at ``index``."""
+
+    def extra_repr(self) -> str:
+        return ""
+
+    def __repr__(self) -> str:
+        kids = list(self.children())
+        if not kids:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}({self.extra_repr()}"]
+        for name, m in kids:
+            sub = repr(m).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {sub}")
+        return "\n".join(lines) + "\n)"
+
+
+def _derive_seed(seed: int, index: int) -> int:
+    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+class Dense(Module):
+    """Fully connected layer ``Y = act(X @ W + b)``; W is (in_units, units).
+
+    ``in_units=None`` defers creating W until the first forward (lazy, like the
+    tutorial's framework). ``activation`` is None or ``'relu'`` (applied in place
+    on the layer's own output buffer).
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        in_units: int | None = None,
+        *,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(units, int | np.integer) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"units must be a positive integer, got {units!r}")
+        if activation not in (None, "relu"):
+            raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+        if in_units is not None and (not isinstance(in_units, int | np.integer) or in_units < 1):
+            raise ValueError(f"in_units must be a positive integer or None, got {in_units!r}")
+        self.units = int(units)
+        self.activation = activation
+        self.in_units = None if in_units is None else int(in_units)
+        self.seed = seed
+        self._params["weight"] = None
+        self._params["bias"] = None
+        self.weight: Parameter | None = None
+        self.bias: Parameter | None = None
+        self._x: np.ndarray | None = None
+        self._y: np.ndarray | None = None
+        self._ones: dict[int, np.ndarray] = {}
+        if self.in_units is not None:
+            self.initialize(self.in_units)
+
+    def _adopt(self, seed: int, index: int) -> None:
+        if self.seed is None:
+            self.seed = _derive_seed(seed, index)
+
+    def initialize(self, in_units: int) -> None:
+        """Create W ~ normal(0, 0.01) from the layer seed and b = 0."""
+        rng = np.random.default_rng(0 if self.seed is None else self.seed)
+        self.in_units = int(in_units)
+        self.weight = Parameter(rng.normal(0.0, 0.01, (self.in_units, self.units)))
+        self.bias = Parameter(np.zeros(self.units, dtype=np.float32))
+
+    def _load_param(self, name: str, value: np.ndarray) -> None:
+        if self.weight is None:
+            if name == "weight" and value.ndim == 2 and value.shape[1] == self.units:
+                self.initialize(value.shape[0])
+            elif name == "bias":
+                raise ValueError("load 'weight' before 'bias' for a lazy Dense layer")
+        super()._load_param(name, value)
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        X = _as_input(X)
+        if self.weight is None:
+            self.initialize(X.shape[1])
+        assert self.weight is not None and self.bias is not None
+        if X.shape[1] != self.in_units:
+            raise ValueError(
+                f"Dense expects {self.in_units} input features, got X with shape {X.shape}"
+            )
+        Y = self._rows("y", X.shape[0], self.units)
+        # Y = b (broadcast), then Y += X @ W on the GEMM kernel (beta = 1).
+        np.copyto(Y, self.bias.data)
+        matmul(X, self.weight.data, out=Y, beta=1.0)
+        if self.activation == "relu":
+            relu(Y, out=Y)
+        self._x, self._y = X, Y
+        return Y
+
+    def backward(self, dY: np.ndarray) -> np.ndarray | None:
+        if self._x is None or self._y is None:
+            raise RuntimeError("Dense.backward called before forward")
+        assert self.weight is not None and self.bias is not None
+        n = dY.shape[0]
+        dZ = dY
+        if self.activation == "relu":
+            dZ = self._rows("dz", n, self.units)
+            relu_backward(dY, self._y, out=dZ)
+        # dW += X^T dZ and db += 1^T dZ, both on the GEMM kernel, no copies.
+        matmul(self._x.T, dZ, out=self.weight.grad, beta=1.0)
+        ones = self._ones.get(n)
+        if ones is None:
+            ones = self._ones[n] = np.ones((1, n), dtype=np.float32)
+        matmul(ones, dZ, out=self.bias.grad.reshape(1, -1), beta=1.0)
+        if not self.input_grad:
+            return None
+        dX = self._rows("dx", n, self.weight.data.shape[0])
+        matmul(dZ, self.weight.data.T, out=dX)
+        return dX
+
+    def extra_repr(self) -> str:
+        act = f", activation={self.activation!r}" if self.activation else ""
+        return f"units={self.units}{act}, in_units={self.in_units}"
+
+
+class ReLU(Module):
+    """``max(x, 0)`` elementwise (NaN propagates; see the C header for -0.0)."""
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        X = _as_input(X)
+        Y = self._rows("y", X.shape[0], X.shape[1])
+        relu(X, out=Y)
+        self._y = Y
+        return Y
+
+    def backward(self, dY: np.ndarray) -> np.ndarray:
+        dX = self._rows("dx", dY.shape[0], dY.shape[1])
+        relu_backward(dY, self._y, out=dX)
+        return dX
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability p and scale
+    the rest by 1/(1-p); in eval mode, the identity (returns its input).
+
+    ``seed``/``stream`` default to the container's seed and this layer's index in it
+    (0 and 0 when standalone); ``step`` counts training forwards.
+    """
+
+    def __init__(self, p: float, *, seed: int | None = None, stream: int | None = None):
+        super().__init__()
+        p = float(p)
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"dropout probability p must be in [0, 1], got {p!r}")
+        self.p = p
+        self.seed = seed
+        self.stream = stream
+        self.step = 0
+        self._mask: np.ndarray | None = None
+        self._mc: tuple[int, int] | None = None  # (stream offset, step) while MC sampling
+
+    def _adopt(self, seed: int, index: int) -> None:
+        if self.seed is None:
+            self.seed = int(seed)
+        if self.stream is None:
+            self.stream = int(index)
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        if not self.training:
+            self._mask = None
+            return X
+        X = _as_input(X)
+        seed = 0 if self.seed is None else self.seed
+        stream = 0 if self.stream is None else self.stream
+        if self._mc is None:
+            step = self.step
+            self.step += 1
+        else:
+            stream, step = stream + self._mc[0], self._mc[1]
+        Y = self._rows("y", X.shape[0], X.shape[1])
+        _, self._mask = dropout(
+            X, self.p, seed=seed, stream=stream, step=step, out=Y, return_mask=True
+        )
+        return Y
+
+    def backward(self, dY: np.ndarray) -> np.ndarray:
+        if self._mask is None:  # eval mode: identity
+            return dY
+        dX = self._rows("dx", dY.shape[0], dY.shape[1])
+        dropout_backward(dY, self._mask, self.p, out=dX)
+        return dX
+
+    def _extra_state(self) -> dict[str, np.ndarray]:
+        return {"step": np.array(self.step, dtype=np.int64)}
+
+    def _load_extra_state(self, state: Mapping[str, np.ndarray]) -> None:
+        if "step" in state:
+            self.step = int(state["step"])
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, seed={self.seed}, stream={self.stream}"
+
+
+class Sequential(Module):
+    """Layers applied in order; ``add(*layers)`` appends. Children get seeds (Dense)
+    and dropout streams (Dropout) derived from ``seed`` and their index."""
+
+    def __init__(self, *layers: Module, seed: int = 0) -> None:
+        super().__init__()
+        self.seed = int(seed)
+        self.layers: list[Module] = []
+        self.add(*layers)
+
+    def add(self, *layers: Module) -> Sequential:
+        for layer in layers:
+            if not isinstance(layer, Module):
+                raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
+            index = len(self.layers)
+            layer._adopt(self.seed, index)
+            self.layers.append(layer)
+            self._modules[str(index)] = layer
+        return self
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    def __getitem__(self, i: int) -> Module:
+        return self.layers[i]
+
+    def forward(self, X: np.ndarray) -> np.ndarray:
+        if self.layers:
+            self.layers[0].input_grad = self.input_grad
+        for layer in self.layers:
+            X = layer.forward(X)
+        return X
+
+    def backward(self, dY: np.ndarray) -> np.ndarray | None:
+        d: np.ndarray | None = dY
+        for layer in reversed(self.layers):
+            assert d is not None
+            d = layer.backward(d)
+        return d
+
+    def extra_repr(self) -> str:
+        return f"seed={self.seed}" if not self.layers else ""

@@ -1,0 +1,107 @@
+"""Stochastic gradient descent with optional momentum and (coupled) weight decay.
+
+    g = grad + weight_decay * w
+    v = momentum * v + g          (when momentum > 0; v starts at 0)
+    w = w - lr * (v or g)
+
+This is the update of torch.optim.SGD (dampening 0, no Nesterov). All arithmetic
+is float32 and in place on buffers made once per parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from .nn import Module, Parameter
+
+__all__ = ["SGD"]
+
+
+class SGD:
+    """``SGD(params, lr, momentum=0.0, weight_decay=0.0)``.
+
+    ``params`` is a Module (its parameters are looked up at the first ``step``,
+    so lazy layers may still be uninitialised when the optimizer is made) or an
+    iterable of Parameters.
+    """
+
+    def __init__(
+        self,
+        params: Module | Iterable[Parameter],
+        lr: float,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
+        for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+        if momentum >= 1:
+            raise ValueError(f"momentum must be < 1, got {momentum!r}")
+        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+        self._module = params if isinstance(params, Module) else None
+        self._params: list[Parameter] | None = None if self._module else list(params)
+        self._velocity: list[np.ndarray] = []
+        self._tmp: list[np.ndarray] = []
+        self.steps = 0
+
+    @property
+    def params(self) -> list[Parameter]:
+        if self._params is None:
+            assert self._module is not None
+            params = self._module.parameters()
+            if not params:
+                raise RuntimeError("the model has no parameters yet (run a forward pass first)")
+            self._params = params
+        return self._params
+
+    def _ensure_state(self) -> None:
+        if len(self._tmp) != len(self.params):
+            self._tmp = [np.empty_like(p.data) for p in self.params]
+            if len(self._velocity) != len(self.params):
+                self._velocity = [np.zeros_like(p.data) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad.fill(0.0)
+
+    def step(self) -> None:
+        self._ensure_state()
+        lr, mu, wd = np.float32(self.lr), np.float32(self.momentum), np.float32(self.weight_decay)
+        for p, v, tmp in zip(self.params, self._velocity, self._tmp, strict=True):
+            g = p.grad
+            if self.weight_decay:
+                np.multiply(p.data, wd, out=tmp)
+                np.add(tmp, g, out=tmp)
+                g = tmp
+            if self.momentum:
+                np.multiply(v, mu, out=v)
+                np.add(v, g, out=v)
+                g = v
+            np.multiply(g, lr, out=tmp)
+            np.subtract(p.data, tmp, out=p.data)
+        self.steps += 1
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {"steps": np.array(self.steps, dtype=np.int64)}
+        if self.momentum:
+            self._ensure_state()
+            for i, v in enumerate(self._velocity):
+                out[f"velocity.{i}"] = v.copy()
+        return out
+
+    def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
+        self.steps = int(state.get("steps", 0))
+        if self.momentum:
+            self._ensure_state()
+            for i, v in enumerate(self._velocity):
+                key = f"velocity.{i}"
+                if key not in state:
+                    raise KeyError(f"optimizer state has no {key!r}")
+                if state[key].shape != v.shape:
+                    raise ValueError(f"{key}: expected shape {v.shape}, got {state[key].shape}")
+                v[...] = state[key]
+
+    def __repr__(self) -> str:
+        return f"SGD(lr={self.lr}, momentum={self.momentum}, weight_decay={self.weight_decay})"

@@ -1,0 +1,293 @@
+"""The Trainer (d2l-shaped: ``Trainer(max_epochs).fit(model, data)``) and History.
+
+One training step: zero the gradients, forward, softmax cross-entropy, backward,
+SGD update. Every batch-sized array lives in a buffer that the layers, the loss
+and the data loader reuse from step to step.
+
+Reproducibility. A run is a pure function of the model seed (weights, dropout
+masks of DropoutMLP), the data seed (shuffling, one permutation per epoch drawn
+from (seed, epoch)) and, for DropoutMLPScratch, the default generator, which
+``Trainer(seed=n)`` seeds with ``pydrop.seed(n)`` at the start of ``fit``. The
+kernels give bit-identical results for any thread count, so the run is too.
+A checkpoint holds everything else that changes (weights, dropout step counters,
+momentum, the epoch, the history and the default generator's position), so
+``fit(..., resume=path)`` continues exactly where the saved run stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _ops
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import FashionMNIST
+from .losses import SoftmaxCrossEntropy, accuracy
+from .models import Classifier
+from .optim import SGD
+
+__all__ = ["History", "Trainer", "generator_state", "set_generator_state"]
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of one ``fit``: lists indexed by epoch."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def append(self, **record: float) -> None:
+        for k, v in record.items():
+            getattr(self, k).append(v)
+
+    def __len__(self) -> int:
+        return len(self.epoch)
+
+    def __getitem__(self, key: str) -> list[Any]:
+        return getattr(self, key)
+
+    @property
+    def gap(self) -> list[float]:
+        """val_loss - train_loss per epoch (the generalisation gap)."""
+        return [v - t for t, v in zip(self.train_loss, self.val_loss, strict=True)]
+
+    def last(self) -> dict[str, float]:
+        return {k: v[-1] for k, v in asdict(self).items() if v}
+
+    def to_dict(self) -> dict[str, list[Any]]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, list[Any]]) -> History:
+        return cls(**{k: list(d.get(k, [])) for k in cls.__dataclass_fields__})
+
+
+def generator_state() -> list[int] | None:
+    """(seed, step) of pydrop's default generator, if the ops layer exposes it."""
+    gen = getattr(_ops, "_default", None)
+    if gen is None or not hasattr(gen, "_seed"):
+        return None
+    with gen._lock:
+        return [int(gen._seed), int(gen._step)]
+
+
+def set_generator_state(state: list[int] | None) -> None:
+    gen = getattr(_ops, "_default", None)
+    if state is None or gen is None:
+        return
+    with gen._lock:
+        gen._seed, gen._step = int(state[0]), int(state[1])
+
+
+def _tqdm() -> Any:
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+class Trainer:
+    """``Trainer(max_epochs=10, *, progress=None, seed=None, checkpoint=None, log=None)``.
+
+    - ``progress``: a tqdm bar with the live loss. None shows it only when stderr
+      is a terminal; False never; True always (when tqdm is installed, the
+      optional extra ``pydrop[progress]``; without it training runs bar-less).
+    - ``seed``: seeds pydrop's default generator at the start of ``fit`` (the
+      scratch model's dropout_layer masks).
+    - ``checkpoint``: a path written (atomically) after every epoch.
+    - ``log``: called with one line of text per epoch (e.g. ``print``).
+    """
+
+    def __init__(
+        self,
+        max_epochs: int = 10,
+        *,
+        progress: bool | None = None,
+        seed: int | None = None,
+        checkpoint: str | os.PathLike[str] | None = None,
+        log: Callable[[str], Any] | None = None,
+    ) -> None:
+        if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 0:
+            raise ValueError(f"max_epochs must be an integer >= 0, got {max_epochs!r}")
+        self.max_epochs = max_epochs
+        self.progress = progress
+        self.seed = seed
+        self.checkpoint = None if checkpoint is None else Path(checkpoint)
+        self.log = log
+        self.history = History()
+        self.epoch = 0
+        self.model: Classifier | None = None
+        self.data: FashionMNIST | None = None
+        self.optim: SGD | None = None
+        self.loss = SoftmaxCrossEntropy()
+
+    # -- setup -----------------------------------------------------------------------
+    def prepare(self, model: Classifier, data: FashionMNIST) -> None:
+        self.model, self.data = model, data
+        self.train_loader = data.train_dataloader()
+        self.val_loader = data.val_dataloader()
+        hp = getattr(model, "hparams", {})
+        self.optim = SGD(
+            model,
+            lr=hp.get("lr", 0.1),
+            momentum=hp.get("momentum", 0.0),
+            weight_decay=hp.get("weight_decay", 0.0),
+        )
+        self.history = History()
+        self.epoch = 0
+        if self.seed is not None:
+            _ops.seed(self.seed)
+
+    def fit(
+        self,
+        model: Classifier,
+        data: FashionMNIST,
+        *,
+        resume: str | os.PathLike[str] | None = None,
+    ) -> History:
+        """Train for ``max_epochs`` epochs (from the checkpoint's epoch with ``resume``)."""
+        self.prepare(model, data)
+        if resume is not None:
+            self.restore(resume)
+        while self.epoch < self.max_epochs:
+            self.fit_epoch()
+        return self.history
+
+    # -- one epoch -------------------------------------------------------------------
+    def _bar(self, total: int) -> Any:
+        show = self.progress if self.progress is not None else sys.stderr.isatty()
+        if not show:
+            return None
+        tqdm = _tqdm()
+        if tqdm is None:
+            if self.progress:
+                warnings.warn(
+                    "progress=True but tqdm is not installed (pip install 'pydrop[progress]')",
+                    stacklevel=3,
+                )
+            return None
+        return tqdm(
+            total=total,
+            desc=f"epoch {self.epoch + 1}/{self.max_epochs}",
+            leave=False,
+            unit="batch",
+            dynamic_ncols=True,
+        )
+
+    def fit_epoch(self) -> dict[str, float]:
+        """One pass over the training data, then validation; appends to the history."""
+        if self.model is None or self.optim is None:
+            raise RuntimeError("call fit() (or prepare()) before fit_epoch()")
+        model, optim, loss_fn = self.model, self.optim, self.loss
+        loader = self.train_loader
+        loader.reuse_buffers = True
+        loader.epoch = self.epoch
+        t0 = time.perf_counter()
+        model.train()
+        total, count = 0.0, 0
+        bar = self._bar(len(loader))
+        try:
+            for i, (X, y) in enumerate(loader):
+                model.zero_grad()
+                loss = loss_fn.forward(model.forward(X), y)
+                model.backward(loss_fn.backward())
+                optim.step()
+                if not math.isfinite(loss):
+                    raise FloatingPointError(
+                        f"the training loss became {loss} at epoch {self.epoch + 1}, batch "
+                        f"{i + 1}; help: lower the learning rate"
+                    )
+                total += loss * len(y)
+                count += len(y)
+                if bar is not None:
+                    bar.update(1)
+                    if i % 10 == 0:
+                        bar.set_postfix(loss=f"{total / count:.4f}", refresh=False)
+        finally:
+            if bar is not None:
+                bar.close()
+        train_seconds = time.perf_counter() - t0
+        val_loss, val_acc = self.evaluate()
+        record = {
+            "epoch": self.epoch + 1,
+            "train_loss": total / max(count, 1),
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "seconds": train_seconds,
+        }
+        self.history.append(**record)
+        self.epoch += 1
+        if self.checkpoint is not None:
+            self.save_checkpoint(self.checkpoint)
+        if self.log is not None:
+            self.log(
+                f"epoch {self.epoch:>3}/{self.max_epochs}  train_loss {total / max(count, 1):.4f}"
+                f"  val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  {train_seconds:.2f}s"
+            )
+        return record
+
+    def evaluate(self) -> tuple[float, float]:
+        """Mean loss and accuracy on the validation data, dropout off."""
+        assert self.model is not None
+        was_training = self.model.training
+        self.model.eval()
+        total_loss = total_acc = 0.0
+        n = 0
+        try:
+            for X, y in self.val_loader:
+                logits = self.model.forward(X)
+                total_loss += self.loss.forward(logits, y) * len(y)
+                total_acc += accuracy(logits, y) * len(y)
+                n += len(y)
+        finally:
+            self.model.train(was_training)
+        return total_loss / max(n, 1), total_acc / max(n, 1)
+
+    # -- checkpoints -----------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "max_epochs": self.max_epochs,
+            "history": self.history.to_dict(),
+            "generator": generator_state(),
+            "data_seed": getattr(self.data, "seed", None),
+        }
+
+    def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
+        """Model, optimizer and trainer state, atomically, to ``path``."""
+        if self.model is None:
+            raise RuntimeError("nothing to save: call fit() first")
+        return save_checkpoint(path, self.model, optimizer=self.optim, trainer=self.state())
+
+    def restore(self, path: str | os.PathLike[str]) -> None:
+        """Load a checkpoint saved by ``save_checkpoint`` into the prepared run."""
+        assert self.model is not None and self.optim is not None
+        ckpt = load_checkpoint(path)
+        if ckpt.meta["model"] != type(self.model).__name__:
+            raise ValueError(
+                f"{path}: holds a {ckpt.meta['model']}, cannot resume a {type(self.model).__name__}"
+            )
+        self.model.load_state_dict(ckpt.model_state)
+        self.optim.load_state_dict(ckpt.optim_state)
+        state = ckpt.trainer or {}
+        self.epoch = int(state.get("epoch", 0))
+        self.history = History.from_dict(state.get("history", {}))
+        set_generator_state(state.get("generator"))
+        saved_seed = state.get("data_seed")
+        if saved_seed is not None and saved_seed != getattr(self.data, "seed", None):
+            warnings.warn(
+                f"{path}: saved with data seed {saved_seed}, resuming with "
+                f"{getattr(self.data, 'seed', None)}; the shuffling will differ",
+                stacklevel=2,
+            )
