@@ -20,7 +20,7 @@ typedef struct pd_kernels {
     /* Philox blocks for counters first..first+n-1 (see pd_philox_stream). */
     void (*philox)(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
                    int64_t n, uint32_t *out);
-    /* Mask bytes for blocks first..first+n-1, keep iff u >= t. */
+    /* Mask bytes for blocks first..first+n-1, keep iff u >= t (t < 65536). */
     void (*mask)(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
                  int64_t n, uint32_t t, uint8_t *mask);
     /* y[i] = bit i of mask ? x[i] * s : +0.0 for i < n (mask starts at bit 0). */

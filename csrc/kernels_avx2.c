@@ -17,48 +17,56 @@ PD_TARGET_AVX2 static inline void mul_hilo(__m256i a, __m256i m, __m256i *hi, __
     *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
 }
 
-/* Philox4x32-10 on 8 counters (c0 differs per lane, c1..c3 shared). */
-PD_TARGET_AVX2 static inline void philox8(__m256i c[4], uint32_t k0, uint32_t k1) {
+/* Independent Philox groups interleaved per iteration: one group is latency-bound
+ * (multiply -> blend -> xor chains), two keep the multiply ports busy. */
+#define GROUPS 2
+#define STEP_BLOCKS (8 * GROUPS)
+
+/* Philox4x32-10 on GROUPS x 8 counters: block first + 8g + lane; c1..c3 shared. */
+PD_TARGET_AVX2 static inline void philox8(__m256i c[GROUPS][4], uint64_t first, uint32_t stream,
+                                          uint64_t step, uint32_t k0, uint32_t k1) {
     const __m256i m0 = _mm256_set1_epi32((int)PD_PHILOX_M0);
     const __m256i m1 = _mm256_set1_epi32((int)PD_PHILOX_M1);
+    for (int g = 0; g < GROUPS; g++) {
+        c[g][0] = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)(first + 8 * (uint64_t)g)),
+                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        c[g][1] = _mm256_set1_epi32((int)stream);
+        c[g][2] = _mm256_set1_epi32((int)(uint32_t)step);
+        c[g][3] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+    }
     for (int r = 0; r < 10; r++) {
         if (r > 0) {
             k0 += PD_PHILOX_W0;
             k1 += PD_PHILOX_W1;
         }
-        __m256i hi0, lo0, hi1, lo1;
-        mul_hilo(c[0], m0, &hi0, &lo0);
-        mul_hilo(c[2], m1, &hi1, &lo1);
-        c[0] = _mm256_xor_si256(_mm256_xor_si256(hi1, c[1]), _mm256_set1_epi32((int)k0));
-        c[2] = _mm256_xor_si256(_mm256_xor_si256(hi0, c[3]), _mm256_set1_epi32((int)k1));
-        c[1] = lo1;
-        c[3] = lo0;
+        const __m256i kv0 = _mm256_set1_epi32((int)k0), kv1 = _mm256_set1_epi32((int)k1);
+        for (int g = 0; g < GROUPS; g++) {
+            __m256i hi0, lo0, hi1, lo1;
+            mul_hilo(c[g][0], m0, &hi0, &lo0);
+            mul_hilo(c[g][2], m1, &hi1, &lo1);
+            c[g][0] = _mm256_xor_si256(_mm256_xor_si256(hi1, c[g][1]), kv0);
+            c[g][2] = _mm256_xor_si256(_mm256_xor_si256(hi0, c[g][3]), kv1);
+            c[g][1] = lo1;
+            c[g][3] = lo0;
+        }
     }
-}
-
-PD_TARGET_AVX2 static inline void counters8(__m256i c[4], uint64_t first, uint32_t stream,
-                                            uint64_t step) {
-    c[0] = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)first),
-                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    c[1] = _mm256_set1_epi32((int)stream);
-    c[2] = _mm256_set1_epi32((int)(uint32_t)step);
-    c[3] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
 }
 
 PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
                                        uint64_t first, int64_t n, uint32_t *out) {
     int64_t b = 0;
-    for (; b + 8 <= n; b += 8) {
-        __m256i c[4];
-        uint32_t w[4][8];
-        counters8(c, first + (uint64_t)b, stream, step);
-        philox8(c, key[0], key[1]);
-        for (int j = 0; j < 4; j++) {
-            _mm256_storeu_si256((__m256i *)w[j], c[j]);
-        }
-        for (int l = 0; l < 8; l++) {
+    for (; b + STEP_BLOCKS <= n; b += STEP_BLOCKS) {
+        __m256i c[GROUPS][4];
+        philox8(c, first + (uint64_t)b, stream, step, key[0], key[1]);
+        for (int g = 0; g < GROUPS; g++) {
+            uint32_t w[4][8];
             for (int j = 0; j < 4; j++) {
-                out[4 * (b + l) + j] = w[j][l];
+                _mm256_storeu_si256((__m256i *)w[j], c[g][j]);
+            }
+            for (int l = 0; l < 8; l++) {
+                for (int j = 0; j < 4; j++) {
+                    out[4 * (b + 8 * g + l) + j] = w[j][l];
+                }
             }
         }
     }
@@ -67,57 +75,59 @@ PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, u
 
 PD_TARGET_AVX2 static void mask_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
                                      uint64_t first, int64_t n, uint32_t t, uint8_t *mask) {
-    /* u >= t  <=>  u > t - 1 as signed 32-bit (u < 2^16, t <= 2^16). */
-    const __m256i tm1 = _mm256_set1_epi32((int)t - 1);
-    const __m256i lo16 = _mm256_set1_epi32(0xffff);
+    /* Compare all 16-bit values at once: u >= t <=> max_epu16(u, t) == u (t < 2^16 here). */
+    const __m256i tv = _mm256_set1_epi16((short)t);
     /* Byte 0 of each 32-bit lane, gathered to the low 4 bytes of each 128-bit half. */
     const __m256i gather = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
                                             -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
                                             -1, -1, -1, -1);
     int64_t b = 0;
-    for (; b + 8 <= n; b += 8) {
-        __m256i c[4];
-        counters8(c, first + (uint64_t)b, stream, step);
-        philox8(c, key[0], key[1]);
-        __m256i acc = _mm256_setzero_si256();
-        for (int j = 0; j < 4; j++) {
-            /* bit 2j   = (w_j & 0xffff) >= t;  bit 2j+1 = (w_j >> 16) >= t */
-            __m256i lo = _mm256_cmpgt_epi32(_mm256_and_si256(c[j], lo16), tm1);
-            __m256i hi = _mm256_cmpgt_epi32(_mm256_srli_epi32(c[j], 16), tm1);
-            acc = _mm256_or_si256(acc, _mm256_and_si256(lo, _mm256_set1_epi32(1 << (2 * j))));
-            acc = _mm256_or_si256(acc, _mm256_and_si256(hi, _mm256_set1_epi32(2 << (2 * j))));
+    for (; b + STEP_BLOCKS <= n; b += STEP_BLOCKS) {
+        __m256i c[GROUPS][4];
+        philox8(c, first + (uint64_t)b, stream, step, key[0], key[1]);
+        for (int g = 0; g < GROUPS; g++) {
+            __m256i acc = _mm256_setzero_si256();
+            for (int j = 0; j < 4; j++) {
+                /* Low 16-bit half of word j -> bit 2j, high half -> bit 2j+1, both
+                 * placed in their own 16-bit half and folded together below. */
+                const __m256i bit = _mm256_set1_epi32((int)((1u << (2 * j)) | (2u << (2 * j + 16))));
+                __m256i keep = _mm256_cmpeq_epi16(_mm256_max_epu16(c[g][j], tv), c[g][j]);
+                acc = _mm256_or_si256(acc, _mm256_and_si256(keep, bit));
+            }
+            acc = _mm256_or_si256(acc, _mm256_srli_epi32(acc, 16));
+            __m256i bytes = _mm256_shuffle_epi8(acc, gather);
+            uint32_t lo4 = (uint32_t)_mm256_cvtsi256_si32(bytes);
+            uint32_t hi4 = (uint32_t)_mm256_extract_epi32(bytes, 4);
+            memcpy(mask + b + 8 * g, &lo4, 4);
+            memcpy(mask + b + 8 * g + 4, &hi4, 4);
         }
-        __m256i bytes = _mm256_shuffle_epi8(acc, gather);
-        uint32_t lo4 = (uint32_t)_mm256_cvtsi256_si32(bytes);
-        uint32_t hi4 = (uint32_t)_mm256_extract_epi32(bytes, 4);
-        memcpy(mask + b, &lo4, 4);
-        memcpy(mask + b + 4, &hi4, 4);
     }
     pd_mask_blocks_scalar(key, stream, step, first + (uint64_t)b, n - b, t, mask + b);
-}
-
-/* All-ones in lane k iff bit k of byte is set. */
-PD_TARGET_AVX2 static inline __m256 expand_byte(uint8_t byte) {
-    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-    __m256i v = _mm256_and_si256(_mm256_set1_epi32(byte), bits);
-    return _mm256_castsi256_ps(_mm256_cmpeq_epi32(v, bits));
 }
 
 PD_TARGET_AVX2 static void apply_avx2(const float *x, const uint8_t *mask, float *y, int64_t n,
                                       float s) {
     const __m256 sv = _mm256_set1_ps(s);
+    /* Lane k of chunk u tests bit 8u + k of a 32-bit mask word. */
+    const __m256i bits = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
     int64_t i = 0;
     for (; i + 32 <= n; i += 32) {
+        uint32_t word;
+        memcpy(&word, mask + (i >> 3), 4);
+        __m256i w = _mm256_set1_epi32((int)word);
         for (int u = 0; u < 4; u++) {
             /* y = keep ? x * s : +0.0 */
-            __m256 keep = expand_byte(mask[(i >> 3) + u]);
+            __m256i bu = _mm256_slli_epi32(bits, 8 * u);
+            __m256 keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(w, bu), bu));
             __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i + 8 * u), sv);
             _mm256_storeu_ps(y + i + 8 * u, _mm256_and_ps(v, keep));
         }
     }
     for (; i + 8 <= n; i += 8) {
+        __m256i w = _mm256_set1_epi32(mask[i >> 3]);
+        __m256 keep = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(w, bits), bits));
         __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), sv);
-        _mm256_storeu_ps(y + i, _mm256_and_ps(v, expand_byte(mask[i >> 3])));
+        _mm256_storeu_ps(y + i, _mm256_and_ps(v, keep));
     }
     pd_apply_ref(x, mask, y, i, n, s);
 }

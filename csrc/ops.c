@@ -118,7 +118,8 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
             memcpy(y, x, (size_t)n * sizeof(float));
         }
         memset(mask, 0xff, nbytes);
-    } else if (p == 1.0f) {
+    } else if (pd_dropout_threshold(p) == 65536u) {
+        /* p == 1, or so close that no 16-bit value is kept: all zeros. */
         memset(y, 0, (size_t)n * sizeof(float));
         memset(mask, 0, nbytes);
     } else {

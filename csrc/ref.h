@@ -5,6 +5,7 @@
 #define PD_REF_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -65,7 +66,12 @@ static inline void pd_philox_blocks_scalar(const uint32_t key[2], uint32_t strea
 static inline void pd_apply_ref(const float *x, const uint8_t *mask, float *y, int64_t i0,
                                 int64_t n, float s) {
     for (int64_t i = i0; i < n; i++) {
-        y[i] = ((mask[i >> 3] >> (i & 7)) & 1u) ? x[i] * s : 0.0f;
+        /* A bit-select, not a branch: random masks defeat branch prediction. */
+        float v = x[i] * s;
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        u &= 0u - ((uint32_t)(mask[i >> 3] >> (i & 7)) & 1u);
+        memcpy(&y[i], &u, 4);
     }
 }
 

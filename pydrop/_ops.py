@@ -1,0 +1,519 @@
+"""The only module that touches the compiled library.
+
+It validates and converts every argument, then calls C. Policy, applied by the
+helpers below and documented in the README:
+
+* arrays must be ``numpy.ndarray`` of native float32 (no silent casts: a cast
+  would hide a bug and cost a copy), aligned and C-contiguous; ``matmul`` also
+  takes views whose rows or columns have unit stride (``w.T``, ``w[:, :10]``)
+  and passes them to SGEMM as transposes / leading dimensions, never copies;
+* non-contiguous inputs are rejected, not copied, so ``out=`` and the cost of a
+  call stay predictable;
+* ``out=`` must be writable, of the result's shape, and must not overlap an
+  input, except that elementwise ops may write exactly in place (``out is x``).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from ._native import ffi, lib
+from ._version import __version__
+
+ISAS = ("scalar", "avx2", "avx512")
+_CPU_FLAGS = {
+    "sse2": lib.PD_CPU_SSE2,
+    "avx": lib.PD_CPU_AVX,
+    "avx2": lib.PD_CPU_AVX2,
+    "fma": lib.PD_CPU_FMA,
+    "avx512f": lib.PD_CPU_AVX512F,
+    "avx512bw": lib.PD_CPU_AVX512BW,
+    "avx512vl": lib.PD_CPU_AVX512VL,
+    "avx512dq": lib.PD_CPU_AVX512DQ,
+}
+_U64 = 1 << 64
+_U32 = 1 << 32
+
+
+# --- status codes -----------------------------------------------------------
+
+
+def _check(status: int, what: str) -> None:
+    if status == lib.PD_OK:
+        return
+    if status == lib.PD_ERR_NOMEM:
+        raise MemoryError(f"{what}: out of memory")
+    if status == lib.PD_ERR_THREAD:
+        raise RuntimeError(f"{what}: could not start a worker thread")
+    # The checks below should have caught anything C rejects; say so plainly.
+    raise ValueError(f"{what}: invalid arguments (C status {status})")
+
+
+# --- ISA and threads --------------------------------------------------------
+
+
+def supported_isas() -> list[str]:
+    """The ISA paths this CPU, OS and build can run, best last."""
+    return [name for i, name in enumerate(ISAS) if lib.pd_isa_supported(i)]
+
+
+def get_isa() -> str:
+    """The active kernel path: 'scalar', 'avx2' or 'avx512'."""
+    return ISAS[lib.pd_isa_active()]
+
+
+def set_isa(name: str) -> None:
+    """Switch every kernel to one ISA path (PYDROP_ISA does this at import)."""
+    if not isinstance(name, str):
+        raise TypeError(f"isa must be a str, one of {ISAS}, got {type(name).__name__}")
+    if name not in ISAS:
+        raise ValueError(f"isa must be one of {ISAS}, got {name!r}")
+    if lib.pd_isa_set(ISAS.index(name)) != lib.PD_OK:
+        raise RuntimeError(
+            f"ISA {name!r} is not supported here (CPU features: {cpu_features()}); "
+            f"supported: {supported_isas()}"
+        )
+
+
+@contextmanager
+def use_isa(name: str) -> Iterator[None]:
+    """Run a block on one ISA path, then restore the previous one."""
+    previous = get_isa()
+    set_isa(name)
+    try:
+        yield
+    finally:
+        set_isa(previous)
+
+
+def cpu_features() -> list[str]:
+    bits = lib.pd_cpu_features()
+    return [name for name, bit in _CPU_FLAGS.items() if bits & bit]
+
+
+def _init_isa() -> None:
+    isa = ffi.new("int32_t *")
+    status = lib.pd_isa_default(isa)
+    forced = os.environ.get("PYDROP_ISA")
+    if status == lib.PD_ERR_ARG:
+        raise ValueError(f"PYDROP_ISA must be one of {ISAS} (or unset), got {forced!r}")
+    if status == lib.PD_ERR_UNSUPPORTED:
+        raise RuntimeError(
+            f"PYDROP_ISA={forced} but this CPU/OS cannot run it (CPU features: "
+            f"{cpu_features()}); supported: {supported_isas()}. help: unset PYDROP_ISA"
+        )
+    _check(lib.pd_isa_set(isa[0]), "select ISA")
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def set_num_threads(n: int) -> None:
+    """Threads used by masks and GEMM. Results do not depend on it."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    if not 1 <= int(n) <= 64:
+        raise ValueError(f"n must be in [1, 64], got {n}")
+    _check(lib.pd_set_num_threads(int(n)), "set_num_threads")
+
+
+def get_num_threads() -> int:
+    return int(lib.pd_get_num_threads())
+
+
+def _init_threads() -> None:
+    env = os.environ.get("PYDROP_NUM_THREADS")
+    if env is None or env == "":
+        set_num_threads(min(_usable_cores(), 64))
+        return
+    try:
+        n = int(env)
+    except ValueError:
+        raise ValueError(f"PYDROP_NUM_THREADS must be an integer >= 1, got {env!r}") from None
+    if n < 1:
+        raise ValueError(f"PYDROP_NUM_THREADS must be an integer >= 1, got {env!r}")
+    set_num_threads(min(n, 64))
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
+def info() -> dict[str, Any]:
+    """Version, active ISA, supported ISAs, CPU features and thread count."""
+    return {
+        "version": __version__,
+        "isa": get_isa(),
+        "supported_isas": supported_isas(),
+        "cpu": _cpu_model(),
+        "cpu_features": cpu_features(),
+        "num_threads": get_num_threads(),
+        "usable_cores": _usable_cores(),
+        "numpy": np.__version__,
+    }
+
+
+# --- argument checks --------------------------------------------------------
+
+
+def _check_int(name: str, value: object, bound: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int in [0, {bound}), got {type(value).__name__}")
+    v = int(value)
+    if not 0 <= v < bound:
+        raise ValueError(f"{name} must be in [0, {bound}), got {v}")
+    return v
+
+
+def _check_p(p: object, name: str = "p") -> float:
+    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {type(p).__name__}")
+    v = float(p)
+    if math.isnan(v) or not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {v}")
+    return v
+
+
+def _check_real(name: str, value: object) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def _float_array(name: str, a: object, ndim: int | None = None) -> np.ndarray:
+    if not isinstance(a, np.ndarray) or isinstance(a, np.ma.MaskedArray):
+        raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(a).__name__}")
+    if a.dtype != np.float32:
+        raise TypeError(
+            f"{name} must have dtype float32 (native byte order), got {a.dtype}; "
+            f"help: pass {name}.astype(np.float32)"
+        )
+    if ndim is not None and a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, got {a.ndim}-D with shape {a.shape}")
+    if not a.flags.aligned:
+        raise ValueError(f"{name} is not aligned to 4 bytes; help: pass {name}.copy()")
+    return a
+
+
+def _dense(name: str, a: object, ndim: int | None = None) -> np.ndarray:
+    a = _float_array(name, a, ndim)
+    if not a.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be C-contiguous, got strides {a.strides} for shape {a.shape}; "
+            f"help: pass np.ascontiguousarray({name})"
+        )
+    return a
+
+
+# byte_bounds moved to np.lib.array_utils in NumPy 2.0.
+_byte_bounds = getattr(getattr(np.lib, "array_utils", np), "byte_bounds")
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the memory spans of a and b intersect (exact for dense arrays)."""
+    if a.size == 0 or b.size == 0:
+        return False
+    (alo, ahi), (blo, bhi) = _byte_bounds(a), _byte_bounds(b)
+    return alo < bhi and blo < ahi
+
+
+def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
+    return (
+        a.shape == b.shape
+        and a.__array_interface__["data"][0] == b.__array_interface__["data"][0]
+        and a.flags.c_contiguous
+        and b.flags.c_contiguous
+    )
+
+
+def _out(out: object, shape: tuple[int, ...], inputs: dict[str, np.ndarray],
+         in_place: bool) -> np.ndarray:
+    """Validate `out=` (or allocate it). `in_place` allows out to be exactly an input."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    out = _dense("out", out)
+    if out.shape != shape:
+        raise ValueError(f"out must have shape {shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only; help: pass a writable array or out=None")
+    for name, arr in inputs.items():
+        if in_place and _same_buffer(out, arr):
+            continue
+        if _overlap(out, arr):
+            raise ValueError(
+                f"out overlaps {name}"
+                + (f"; only exact in-place (out={name}) is allowed" if in_place else "")
+            )
+    return out
+
+
+def _fbuf(a: np.ndarray) -> Any:
+    return ffi.from_buffer("float[]", a)
+
+
+# --- default generator ------------------------------------------------------
+
+
+class _DefaultGenerator:
+    """(seed, step) source for calls without an explicit seed; thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seed = secrets.randbits(64)
+        self._step = 0
+
+    def reseed(self, seed: int) -> None:
+        with self._lock:
+            self._seed, self._step = seed, 0
+
+    def draw(self) -> tuple[int, int]:
+        with self._lock:
+            step = self._step
+            self._step = (self._step + 1) % _U64
+            return self._seed, step
+
+
+_default = _DefaultGenerator()
+
+
+def seed(n: int) -> None:
+    """Seed the default generator used by dropout calls without ``seed=``."""
+    _default.reseed(_check_int("seed", n, _U64))
+
+
+# --- ops --------------------------------------------------------------------
+
+
+def _mask_bytes(n: int) -> int:
+    return (n + 7) // 8
+
+
+def dropout(
+    x: np.ndarray,
+    p: float,
+    *,
+    training: bool = True,
+    seed: int | None = None,
+    stream: int = 0,
+    step: int | None = None,
+    out: np.ndarray | None = None,
+    return_mask: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
+
+    The keep mask is a pure function of (seed, stream, step, element index): the
+    same on every ISA path and for any thread count. With ``seed=None`` the default
+    generator supplies the seed and advances its step; with an explicit seed,
+    ``step`` defaults to 0. ``training=False`` returns x itself (or copies it into
+    out). With ``return_mask=True`` also returns the packed keep bits: a uint8 array
+    of (x.size + 7) // 8 bytes, bit k of byte j keeping element 8j + k.
+    """
+    x = _dense("x", x)
+    pf = _check_p(p)
+    stream_v = _check_int("stream", stream, _U32)
+    if seed is None:
+        if step is not None:
+            raise ValueError("step= needs an explicit seed=; without one the default generator picks the step")
+        seed_v, step_v = _default.draw()
+    else:
+        seed_v = _check_int("seed", seed, _U64)
+        step_v = 0 if step is None else _check_int("step", step, _U64)
+    y = _out(out, x.shape, {"x": x}, in_place=True)
+    if not training:
+        if y is not x and not _same_buffer(y, x):
+            np.copyto(y, x)
+        result = x if out is None else y
+        if return_mask:
+            mask = np.full(_mask_bytes(x.size), 0xFF, dtype=np.uint8)
+            if x.size % 8:
+                mask[-1] = (1 << (x.size % 8)) - 1
+            return result, mask
+        return result
+    mask = np.empty(_mask_bytes(x.size), dtype=np.uint8)
+    _check(
+        lib.pd_dropout_forward_f32(
+            _fbuf(x), _fbuf(y), ffi.from_buffer("uint8_t[]", mask), x.size, pf, seed_v,
+            stream_v, step_v,
+        ),
+        "dropout",
+    )
+    return (y, mask) if return_mask else y
+
+
+def dropout_backward(
+    dy: np.ndarray, mask: np.ndarray, p: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """dx = keep ? dy / (1 - p) : 0, with keep read from the forward's packed mask."""
+    dy = _dense("dy", dy)
+    pf = _check_p(p)
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8:
+        got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise TypeError(f"mask must be the uint8 array returned by dropout(return_mask=True), got {got}")
+    if mask.ndim != 1 or mask.size != _mask_bytes(dy.size) or not mask.flags.c_contiguous:
+        raise ValueError(
+            f"mask must be a contiguous 1-D array of {_mask_bytes(dy.size)} bytes for "
+            f"dy of {dy.size} elements, got shape {mask.shape}"
+        )
+    dx = _out(out, dy.shape, {"dy": dy, "mask": mask}, in_place=True)
+    _check(
+        lib.pd_dropout_backward_f32(_fbuf(dy), ffi.from_buffer("uint8_t[]", mask), _fbuf(dx),
+                                    dy.size, pf),
+        "dropout_backward",
+    )
+    return dx
+
+
+def dropout_layer(X: np.ndarray, dropout: float) -> np.ndarray:
+    """The tutorial's function: a new array with elements zeroed with probability
+    `dropout` and survivors scaled by 1/(1 - dropout), from the default generator."""
+    X = _dense("X", X)
+    # The tutorial's parameter name shadows the function, hence the alias.
+    return _dropout(X, _check_p(dropout, "dropout"))  # type: ignore[return-value]
+
+
+_dropout = dropout
+
+
+def relu(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """max(x, 0) with NaN propagated and -0.0 mapped to +0.0."""
+    x = _dense("x", x)
+    y = _out(out, x.shape, {"x": x}, in_place=True)
+    _check(lib.pd_relu_forward_f32(_fbuf(x), _fbuf(y), x.size), "relu")
+    return y
+
+
+def relu_backward(dy: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """dx = dy where x > 0, NaN where x is NaN, else +0.0. x may be ReLU's input or output."""
+    dy = _dense("dy", dy)
+    x = _dense("x", x)
+    if dy.shape != x.shape:
+        raise ValueError(f"dy and x must have the same shape, got {dy.shape} and {x.shape}")
+    dx = _out(out, dy.shape, {"dy": dy, "x": x}, in_place=True)
+    _check(lib.pd_relu_backward_f32(_fbuf(dy), _fbuf(x), _fbuf(dx), dy.size), "relu_backward")
+    return dx
+
+
+def _gemm_operand(name: str, a: object) -> tuple[np.ndarray, int, int]:
+    """(array, trans, ld) for a 2-D view with unit stride along rows or columns."""
+    a = _float_array(name, a, ndim=2)
+    rows, cols = a.shape
+    s0, s1 = a.strides
+    if a.size == 0:
+        return a, 0, max(cols, 1)
+    if (s1 == 4 or cols == 1) and s0 % 4 == 0 and s0 >= 0 and (rows == 1 or s0 // 4 >= cols):
+        return a, 0, max(s0 // 4 if rows > 1 else cols, cols, 1)
+    if (s0 == 4 or rows == 1) and s1 % 4 == 0 and s1 >= 0 and (cols == 1 or s1 // 4 >= rows):
+        return a, 1, max(s1 // 4 if cols > 1 else rows, rows, 1)
+    raise ValueError(
+        f"{name} must have unit stride along its rows or its columns (C-contiguous, "
+        f"a transposed view, or a slice of one), got strides {a.strides} for shape "
+        f"{a.shape}; help: pass np.ascontiguousarray({name})"
+    )
+
+
+def _ptr(a: np.ndarray) -> Any:
+    return ffi.cast("float *", a.__array_interface__["data"][0])
+
+
+def matmul(
+    a: np.ndarray,
+    b: np.ndarray,
+    out: np.ndarray | None = None,
+    *,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+) -> np.ndarray:
+    """out = alpha * a @ b + beta * out (SGEMM). a and b may be transposed views or
+    row/column slices; they are read in place, never copied. beta != 0 needs out=.
+    out must have unit column stride and must not overlap a or b."""
+    a, trans_a, lda = _gemm_operand("a", a)
+    b, trans_b, ldb = _gemm_operand("b", b)
+    alpha_f = _check_real("alpha", alpha)
+    beta_f = _check_real("beta", beta)
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2:
+        raise ValueError(f"a.shape[1] must equal b.shape[0], got a {a.shape} and b {b.shape}")
+    if out is None:
+        if beta_f != 0.0:
+            raise ValueError("beta != 0 accumulates into out=, so out= is required")
+        c = np.empty((m, n), dtype=np.float32)
+    else:
+        c = _float_array("out", out, ndim=2)
+        if c.shape != (m, n):
+            raise ValueError(f"out must have shape {(m, n)}, got {c.shape}")
+        if not c.flags.writeable:
+            raise ValueError("out is read-only; help: pass a writable array or out=None")
+        if c.size and not (c.strides[1] == 4 or n == 1):
+            raise ValueError(f"out must have unit column stride, got strides {c.strides}")
+        if c.size and (c.strides[0] < 0 or c.strides[0] % 4 or (m > 1 and c.strides[0] // 4 < n)):
+            raise ValueError(f"out rows must not overlap each other, got strides {c.strides}")
+        for name, arr in (("a", a), ("b", b)):
+            if _overlap(c, arr):
+                raise ValueError(f"out overlaps {name}; matmul cannot run in place")
+    if c.size == 0:
+        return c
+    ldc = max(c.strides[0] // 4 if m > 1 else n, n)
+    _check(
+        lib.pd_sgemm(trans_a, trans_b, m, n, k, alpha_f, _ptr(a), lda, _ptr(b), ldb, beta_f,
+                     _ptr(c), ldc),
+        "matmul",
+    )
+    return c
+
+
+# --- RNG access for tests and data generators --------------------------------
+
+
+def philox4x32_10(ctr: tuple[int, int, int, int], key: tuple[int, int]) -> tuple[int, ...]:
+    """One Philox4x32-10 block (scalar reference)."""
+    if len(ctr) != 4 or len(key) != 2:
+        raise ValueError("ctr must have 4 words and key 2 words")
+    c = [_check_int("ctr word", v, _U32) for v in ctr]
+    k = [_check_int("key word", v, _U32) for v in key]
+    out = ffi.new("uint32_t[4]")
+    lib.pd_philox4x32_10(c, k, out)
+    return tuple(out)
+
+
+def philox_blocks(seed: int, stream: int, step: int, first: int, n_blocks: int) -> np.ndarray:
+    """Philox blocks with the dropout mask's counter layout, on the active ISA:
+    row b = philox(ctr=(first + b, stream, step & 0xffffffff, step >> 32), key=seed)."""
+    seed_v = _check_int("seed", seed, _U64)
+    stream_v = _check_int("stream", stream, _U32)
+    step_v = _check_int("step", step, _U64)
+    first_v = _check_int("first", first, _U32 + 1)
+    n = _check_int("n_blocks", n_blocks, _U32 + 1 - first_v + 1)
+    out = np.empty((n, 4), dtype=np.uint32)
+    _check(
+        lib.pd_philox_stream(seed_v, stream_v, step_v, first_v, n,
+                             ffi.from_buffer("uint32_t[]", out)),
+        "philox_blocks",
+    )
+    return out
+
+
+_init_isa()
+_init_threads()
