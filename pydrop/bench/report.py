@@ -1,0 +1,616 @@
+"""Turn worker results into tables with ratio columns, markdown, and PNG bar charts."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Any
+
+from .kernels import case_label, flops
+
+ISAS = ("scalar", "avx2", "avx512")
+
+# Peer columns per kernel group (pydrop's per-ISA columns come first).
+PEERS = {
+    "dropout": ("numpy tutorial", "numpy best", "torch"),
+    "relu": ("numpy", "torch"),
+    "matmul": ("numpy", "torch"),
+    "linear": ("pydrop unfused", "pydrop GEMM only", "numpy", "torch"),
+}
+TITLES = {
+    "dropout": "Dropout",
+    "relu": "ReLU",
+    "matmul": "Matmul (SGEMM)",
+    "linear": "Fused linear (Dense + ReLU + dropout)",
+}
+
+
+def _ok(cell: Any) -> bool:
+    return isinstance(cell, dict) and cell.get("status") == "ok"
+
+
+def _key(case: dict[str, Any]) -> tuple[str, str, str]:
+    return case["group"], case["op"], case_label(case)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def summarize(report: dict[str, Any]) -> None:
+    """Add ``kernels``, ``e2e`` and ``headline`` to ``report`` from its ``workers``."""
+    default_isa = report["pydrop"]["default_isa"]
+    isa_plan = report["pydrop"]["isa_paths"]
+    torch_state = report["torch"]
+    workers = report["workers"]
+    report["kernels"] = _kernel_rows(workers, default_isa, isa_plan, torch_state)
+    report["e2e"] = _e2e_rows(workers, torch_state)
+    report["libraries"] = _libraries(workers, torch_state)
+    report["headline"] = _headline(report)
+
+
+def _kernel_rows(
+    workers: list[dict[str, Any]], default_isa: str, isa_plan: dict[str, str], torch_state: str
+) -> list[dict[str, Any]]:
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    order: list[tuple[Any, ...]] = []
+    kernel_workers = [w for w in workers if w.get("task") == "kernels"]
+    for w in kernel_workers:
+        for rec in w.get("records", []):
+            k = (*_key(rec), w["threads"])
+            if k not in rows:
+                params = {
+                    a: rec[a]
+                    for a in ("shape", "p", "m", "k", "n", "trans_a", "trans_b")
+                    if a in rec
+                }
+                rows[k] = {
+                    "group": k[0],
+                    "op": k[1],
+                    "case": k[2],
+                    "threads": k[3],
+                    "params": params,
+                    "results": {},
+                }
+                order.append(k)
+            cell = {
+                a: rec[a]
+                for a in ("status", "median", "min", "max", "number", "repeats")
+                if a in rec
+            }
+            if w["lib"] == "pydrop":
+                isa = w.get("isa") or default_isa
+                col = f"pydrop {isa}" if rec["impl"] == "pydrop" else rec["impl"]
+                if rec["impl"] != "pydrop" and isa != default_isa:
+                    continue  # helper columns come from the default ISA only
+            else:
+                col = rec["impl"]
+            rows[k]["results"][col] = cell
+    failed = {
+        (w["lib"], w.get("isa"), w["threads"]): w["status"]
+        for w in kernel_workers
+        if w.get("status") != "ok"
+    }
+    out = []
+    for k in sorted(order, key=lambda k: (_group_rank(k[0]), k[3], order.index(k))):
+        row = rows[k]
+        res = row["results"]
+        for isa in ISAS:
+            col = f"pydrop {isa}"
+            if col not in res:
+                why = isa_plan.get(isa, "not measured")
+                why = failed.get(("pydrop", isa, row["threads"]), why)
+                if why == "run":
+                    why = "missing"
+                if row["group"] == "linear":
+                    why = "no fused op (pydrop.linear)" if why == "missing" else why
+                res[col] = {"status": why}
+        for peer in PEERS[row["group"]]:
+            if peer not in res:
+                if peer.startswith("torch"):
+                    why = torch_state if torch_state != "run" else "missing"
+                    why = failed.get(("torch", None, row["threads"]), why)
+                else:
+                    why = failed.get((peer.split()[0], None, row["threads"]), "missing")
+                res[peer] = {"status": why}
+        ref_col = f"pydrop {default_isa}"
+        if row["group"] == "linear" and not _ok(res.get(ref_col)):
+            ref_col = "pydrop unfused"
+        row["reference"] = ref_col
+        ref = res.get(ref_col)
+        ratios: dict[str, float | None] = {}
+        for peer in ("pydrop scalar", *PEERS[row["group"]]):
+            if peer == ref_col or (peer == "pydrop scalar" and default_isa == "scalar"):
+                continue
+            if _ok(ref) and _ok(res.get(peer)):
+                ratios[peer] = res[peer]["median"] / ref["median"]
+            else:
+                ratios[peer] = None
+        row["speedup"] = ratios  # peer time / pydrop time: > 1 means pydrop is faster
+        f = flops({**row["params"], "group": row["group"]})
+        if f:
+            row["flop"] = f
+            for cell in res.values():
+                if _ok(cell):
+                    cell["gflops"] = f / cell["median"] / 1e9
+        out.append(row)
+    return out
+
+
+def _group_rank(g: str) -> int:
+    return list(PEERS).index(g) if g in PEERS else 99
+
+
+def _stats(xs: list[float]) -> dict[str, float] | None:
+    if not xs:
+        return None
+    return {"median": statistics.median(xs), "min": min(xs), "max": max(xs)}
+
+
+def _e2e_rows(workers: list[dict[str, Any]], torch_state: str) -> list[dict[str, Any]]:
+    rows = []
+    e2e_workers = [w for w in workers if w.get("task") == "e2e"]
+    if torch_state != "run" and e2e_workers and not any(w["lib"] == "torch" for w in e2e_workers):
+        for n in sorted({w["threads"] for w in e2e_workers}):
+            e2e_workers.append({"task": "e2e", "lib": "torch", "threads": n, "status": torch_state})
+        workers = e2e_workers
+    for w in workers:
+        if w.get("task") != "e2e":
+            continue
+        row: dict[str, Any] = {"lib": w["lib"], "threads": w["threads"], "status": w["status"]}
+        if w["lib"] == "pydrop":
+            row["isa"] = w.get("isa")
+        e = w.get("e2e")
+        if w["status"] == "ok" and e:
+            eps = e["epochs"]
+            # The first epoch is the warm-up when there are enough to spare.
+            timed = eps[1:] if len(eps) >= 3 else eps
+            row.update(
+                impl=e["impl"],
+                batches_per_epoch=e["batches_per_epoch"],
+                epochs_timed=len(timed),
+                train_s=_stats([x["train_s"] for x in timed]),
+                eval_s=_stats([x["eval_s"] for x in timed]),
+                final_val_acc=eps[-1]["val_acc"],
+                final_train_loss=eps[-1]["train_loss"],
+                final_val_loss=eps[-1]["val_loss"],
+                peak_rss_mb=w.get("peak_rss_mb"),
+                epochs=eps,
+            )
+        rows.append(row)
+    by = {(r["lib"], r["threads"]): r for r in rows}
+    for r in rows:
+        me = by.get(("pydrop", r["threads"]))
+        if me and me.get("train_s") and r.get("train_s") and r["lib"] != "pydrop":
+            r["pydrop_speedup"] = r["train_s"]["median"] / me["train_s"]["median"]
+    return rows
+
+
+def _libraries(workers: list[dict[str, Any]], torch_state: str) -> dict[str, Any]:
+    libs: dict[str, Any] = {}
+    for w in workers:
+        if w.get("status") != "ok":
+            continue
+        v = dict(w.get("versions", {}))
+        entry = libs.setdefault(w["lib"], {})
+        entry.update(versions=v, pinning=w.get("pinning"))
+        if w["lib"] in ("numpy", "torch"):
+            entry["blas"] = w.get("blas")
+    if "torch" not in libs:
+        libs["torch"] = {"status": torch_state}
+    return libs
+
+
+def _geomean(xs: list[float]) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def _headline(report: dict[str, Any]) -> dict[str, Any]:
+    h: dict[str, Any] = {"dropout": [], "gemm": [], "epoch": []}
+    isa = report["pydrop"]["default_isa"]
+    for row in report["kernels"]:
+        if (
+            row["group"] == "dropout"
+            and row["case"] == "256x1024 p=0.5"
+            and row["op"] in ("forward", "forward, allocating", "forward+backward")
+        ):
+            h["dropout"].append(
+                {
+                    "op": row["op"],
+                    "threads": row["threads"],
+                    "isa": isa,
+                    "case": row["case"],
+                    "vs_numpy_tutorial": row["speedup"].get("numpy tutorial"),
+                    "vs_numpy_best": row["speedup"].get("numpy best"),
+                    "vs_torch": row["speedup"].get("torch"),
+                }
+            )
+    threads = sorted({r["threads"] for r in report["kernels"]})
+    for n in threads:
+        mm = [r for r in report["kernels"] if r["group"] == "matmul" and r["threads"] == n]
+        mlp = [r for r in mm if r["op"].startswith("L")]
+        entry: dict[str, Any] = {"threads": n, "isa": isa, "products": len(mlp)}
+        for peer, name in (("numpy", "vs_openblas"), ("torch", "vs_mkl")):
+            vals = [r["speedup"].get(peer) for r in mlp]
+            vals = [v for v in vals if v]
+            if vals and len(vals) == len(mlp):
+                entry[name] = {"min": min(vals), "geomean": _geomean(vals), "max": max(vals)}
+            else:
+                entry[name] = None
+            big = [r for r in mm if r["op"] == "1024³"]
+            if big:
+                entry[name + "_1024"] = big[0]["speedup"].get(peer)
+        cells = [r["results"].get(f"pydrop {isa}") for r in mm if r["op"] == "L1 X·W"]
+        if cells and _ok(cells[0]):
+            entry["gflops_256x784x256"] = cells[0].get("gflops")
+        h["gemm"].append(entry)
+    for r in report["e2e"]:
+        if r["lib"] == "pydrop" or not r.get("pydrop_speedup"):
+            continue
+        me = next(x for x in report["e2e"] if x["lib"] == "pydrop" and x["threads"] == r["threads"])
+        h["epoch"].append(
+            {
+                "vs": r["lib"],
+                "threads": r["threads"],
+                "isa": me.get("isa") or isa,
+                "speedup": r["pydrop_speedup"],
+                "pydrop_s": me["train_s"]["median"],
+                "peer_s": r["train_s"]["median"],
+                "pydrop_acc": me["final_val_acc"],
+                "peer_acc": r["final_val_acc"],
+            }
+        )
+    return h
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _fmt_time(s: float) -> str:
+    if s < 1e-3:
+        return f"{s * 1e6:.3g} µs"
+    if s < 1:
+        return f"{s * 1e3:.3g} ms"
+    return f"{s:.3g} s"
+
+
+def _fmt_ratio(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:.3g}×" if x < 100 else f"{x:.0f}×"
+
+
+def _cell(cell: dict[str, Any] | None, group: str) -> str:
+    if not cell:
+        return "–"
+    if not _ok(cell):
+        return str(cell.get("status", "–"))
+    if group == "matmul":
+        return f"{cell['gflops']:.1f}"
+    return _fmt_time(cell["median"])
+
+
+def _col_title(col: str, libs: dict[str, Any]) -> str:
+    names = {
+        "numpy tutorial": "NumPy tutorial",
+        "numpy best": "NumPy best",
+        "numpy": "NumPy",
+        "torch": "PyTorch",
+        "pydrop unfused": "pydrop unfused",
+        "pydrop GEMM only": "pydrop GEMM only",
+    }
+    return names.get(col, col)
+
+
+def _blas_name(libs: dict[str, Any], lib: str) -> str:
+    entry = libs.get(lib) or {}
+    if lib == "torch":
+        return str((entry.get("versions") or {}).get("torch_blas", "MKL"))
+    for d in entry.get("blas") or []:
+        if isinstance(d, dict) and d.get("user_api") == "blas":
+            arch = f", {d['architecture']} kernel" if d.get("architecture") else ""
+            return f"{d.get('internal_api')} {d.get('version')}{arch}"
+    return "BLAS unknown"
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    m = report["machine"]
+    libs = report.get("libraries", {})
+    pd = report["pydrop"]
+    isa = pd["default_isa"]
+    cfg = report["config"]
+    L: list[str] = []
+    L.append("# pydrop benchmark")
+    L.append("")
+    L.append(
+        f"Command: `{report['command'].strip()}` ({report['created']}, "
+        f"{report.get('total_s', 0):.0f} s{', quick mode' if cfg['quick'] else ''})."
+    )
+    L.append("")
+    paths = ", ".join(f"{k}: {'measured' if v == 'run' else v}" for k, v in pd["isa_paths"].items())
+    torch_v = (libs.get("torch", {}).get("versions") or {}).get("torch")
+    numpy_v = (libs.get("numpy", {}).get("versions") or {}).get("numpy")
+    L.append(
+        f"- **Machine**: {m['cpu_model']}, {m['usable_cpus']} usable cores, "
+        f"caches {', '.join(f'{k} {v}' for k, v in m['caches'].items()) or 'unknown'}; "
+        f"flags {' '.join(m['cpu_flags'])}; {m['platform']}; Python {m['python']}."
+    )
+    L.append(f"- **pydrop** {pd['version']}: default ISA **{isa}** ({paths}).")
+    L.append(
+        f"- **NumPy** {numpy_v or '?'} ({_blas_name(libs, 'numpy')}); "
+        "OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset for its processes."
+    )
+    if torch_v:
+        L.append(f"- **PyTorch** {torch_v} ({_blas_name(libs, 'torch')}).")
+    else:
+        L.append(f"- **PyTorch**: {report['torch']}.")
+    L.append(
+        f"- **Threads**: {', '.join(map(str, cfg['threads']))}, pinned per library "
+        f"({_pinning_note(libs)})."
+    )
+    t = cfg["timing"]
+    L.append(
+        f"- **Method**: one process per library and ISA path; warm-up, then {t['repeats']} "
+        f"repeats of ≥ {t['min_time'] * 1e3:.0f} ms each; median (min–max) per call. "
+        "Speed-up = peer time / pydrop time (pydrop at its default ISA); > 1 means pydrop "
+        "is faster."
+    )
+    L.append("")
+    L += _headline_md(report)
+    for group in PEERS:
+        rows = [r for r in report["kernels"] if r["group"] == group]
+        if not rows:
+            continue
+        L.append("")
+        unit = "GFLOP/s (higher is better)" if group == "matmul" else "time per call, median"
+        L.append(f"## {TITLES[group]}: {unit}")
+        L.append("")
+        L += _kernel_table(rows, group, libs, isa)
+    L += _e2e_md(report)
+    notes = list(report.get("notes", []))
+    if report.get("figures"):
+        figs = report["figures"]
+        if isinstance(figs, dict) and figs.get("note"):
+            notes.append(figs["note"])
+        elif isinstance(figs, dict):
+            L.append("")
+            for name in figs.get("files", []):
+                L.append(f"![{Path(name).stem}]({Path(name).name})")
+    if notes:
+        L.append("")
+        L.append("## Notes")
+        L.append("")
+        L += [f"- {n}" for n in notes]
+    return "\n".join(L) + "\n"
+
+
+def _pinning_note(libs: dict[str, Any]) -> str:
+    parts = []
+    for lib in ("pydrop", "numpy", "torch"):
+        p = (libs.get(lib) or {}).get("pinning") or {}
+        if p:
+            parts.append(f"{lib}: " + "; ".join(str(v) for v in p.values()))
+    return "; ".join(parts) or "no worker ran"
+
+
+def _kernel_table(
+    rows: list[dict[str, Any]], group: str, libs: dict[str, Any], isa: str
+) -> list[str]:
+    pd_cols = [f"pydrop {i}" for i in ISAS]
+    peers = list(PEERS[group])
+    ratio_cols = [c for c in rows[0]["speedup"]]
+    head = ["op", "size", "thr"] + pd_cols + [_col_title(c, libs) for c in peers]
+    head += [f"× {_col_title(c, libs)}" for c in ratio_cols]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["op"], r["case"], str(r["threads"])]
+        for c in pd_cols + peers:
+            txt = _cell(r["results"].get(c), group)
+            if c == r["reference"] and _ok(r["results"].get(c)):
+                txt = f"**{txt}**"
+            cells.append(txt)
+        cells += [_fmt_ratio(r["speedup"].get(c)) for c in ratio_cols]
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def _headline_md(report: dict[str, Any]) -> list[str]:
+    h = report["headline"]
+    L = ["## Headline", ""]
+    for d in h["dropout"]:
+        L.append(
+            f"- dropout {d['op']} {d['case']}, {d['threads']} thread(s), {d['isa']}: "
+            f"{_fmt_ratio(d['vs_numpy_tutorial'])} the tutorial's NumPy, "
+            f"{_fmt_ratio(d['vs_numpy_best'])} best-effort NumPy, "
+            f"{_fmt_ratio(d['vs_torch'])} PyTorch"
+        )
+    for g in h["gemm"]:
+
+        def rng(x: dict[str, float] | None) -> str:
+            if not x:
+                return "–"
+            return f"{x['geomean']:.2f}× (min {x['min']:.2f}×, max {x['max']:.2f}×)"
+
+        extra = ""
+        if g.get("gflops_256x784x256"):
+            extra = f"; {g['gflops_256x784x256']:.0f} GFLOP/s on 256x784x256"
+        L.append(
+            f"- GEMM, {g['threads']} thread(s), {g['isa']}, the {g['products']} MLP "
+            f"products: {rng(g['vs_openblas'])} OpenBLAS (NumPy), {rng(g['vs_mkl'])} MKL "
+            f"(PyTorch){extra}"
+        )
+    for e in h["epoch"]:
+        L.append(
+            f"- training epoch, {e['threads']} thread(s), {e['isa']}: "
+            f"{_fmt_ratio(e['speedup'])} {e['vs']} ({e['pydrop_s']:.3g} s vs "
+            f"{e['peer_s']:.3g} s; test accuracy {e['pydrop_acc']:.4f} vs {e['peer_acc']:.4f})"
+        )
+    return L
+
+
+def _e2e_md(report: dict[str, Any]) -> list[str]:
+    rows = report["e2e"]
+    if not rows:
+        return []
+    cfg = report["config"]
+    data = cfg.get("data", {})
+    L = ["", "## Training epoch: the tutorial recipe", ""]
+    ok = [r for r in rows if r.get("train_s")]
+    if ok:
+        r0 = ok[0]
+        warm = " after a warm-up epoch" if r0["epochs_timed"] < len(r0["epochs"]) else ""
+        L.append(
+            f"784-256-256-10, dropout 0.5/0.5, SGD lr 0.1, batch 256, init normal(0, 0.01); "
+            f"{len(r0['epochs'])} epoch(s) of {r0['batches_per_epoch']} batches on "
+            f"{data.get('source', '?')} ({data.get('n_train', '?')} train / "
+            f"{data.get('n_test', '?')} test examples); same initial weights and example "
+            f"order for all; times are the median (min–max) over "
+            f"{r0['epochs_timed']} epoch(s){warm}."
+        )
+        L.append("")
+    head = [
+        "implementation",
+        "threads",
+        "train s/epoch",
+        "eval s",
+        "test acc",
+        "final train loss",
+        "peak RSS MB",
+        "pydrop speed-up",
+    ]
+    L += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        name = r.get("impl", r["lib"])
+        if r["lib"] == "pydrop" and r.get("isa"):
+            name += f" ({r['isa']})"
+        if not r.get("train_s"):
+            L.append(f"| {name} | {r['threads']} | {r['status']} | | | | | |")
+            continue
+        t, ev = r["train_s"], r["eval_s"]
+        speedup = _fmt_ratio(r.get("pydrop_speedup")) if r["lib"] != "pydrop" else ""
+        L.append(
+            f"| {name} | {r['threads']} | {t['median']:.3f} ({t['min']:.3f}–{t['max']:.3f}) | "
+            f"{ev['median']:.3f} | {r['final_val_acc']:.4f} | {r['final_train_loss']:.4f} | "
+            f"{r['peak_rss_mb']:.0f} | {speedup} |"
+        )
+    return L
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def write_plots(report: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """Bar charts: kernel speed-ups, GEMM GFLOP/s, epoch times. Needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return {
+            "files": [],
+            "note": "figures skipped: matplotlib is not installed (pip install matplotlib)",
+        }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    isa = report["pydrop"]["default_isa"]
+    threads = sorted(
+        {r["threads"] for r in report["kernels"]} | {r["threads"] for r in report["e2e"]}
+    )
+    # 1. speed-ups of the elementwise kernels and the fused op
+    rows = [r for r in report["kernels"] if r["group"] in ("dropout", "relu", "linear")]
+    if rows:
+        peers = ["numpy tutorial", "numpy best", "numpy", "torch"]
+        fig, axes = plt.subplots(
+            1,
+            len(threads),
+            figsize=(6.5 * len(threads), 0.32 * len(rows) + 2),
+            squeeze=False,
+            sharey=True,
+        )
+        for ax, n in zip(axes[0], threads, strict=True):
+            sel = [r for r in rows if r["threads"] == n]
+            labels = [f"{r['group']} {r['op']} {r['case']}" for r in sel]
+            h = 0.8 / len(peers)
+            for j, peer in enumerate(peers):
+                vals = [r["speedup"].get(peer) or 0 for r in sel]
+                ys = [i + (j - (len(peers) - 1) / 2) * h for i in range(len(sel))]
+                ax.barh(ys, vals, height=h, label=f"vs {_col_title(peer, {})}")
+            ax.axvline(1.0, color="k", lw=0.8)
+            ax.set_xscale("log")
+            ax.set_yticks(range(len(sel)))
+            ax.set_yticklabels(labels, fontsize=7)
+            ax.invert_yaxis()
+            ax.set_title(f"pydrop ({isa}) speed-up, {n} thread(s)")
+            ax.set_xlabel("peer time / pydrop time (log)")
+            ax.legend(fontsize=7, loc="lower right")
+        fig.tight_layout()
+        path = out_dir / "bench_kernels.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(str(path))
+    # 2. GEMM throughput
+    mm = [r for r in report["kernels"] if r["group"] == "matmul"]
+    if mm:
+        cols = [f"pydrop {i}" for i in ISAS] + ["numpy", "torch"]
+        names = {
+            "numpy": f"NumPy ({_blas_name(report.get('libraries', {}), 'numpy').split(',')[0]})",
+            "torch": "PyTorch (MKL)",
+        }
+        fig, axes = plt.subplots(
+            1, len(threads), figsize=(6.5 * len(threads), 5), squeeze=False, sharey=True
+        )
+        for ax, n in zip(axes[0], threads, strict=True):
+            sel = [r for r in mm if r["threads"] == n]
+            present = [c for c in cols if any(_ok(r["results"].get(c)) for r in sel)]
+            w = 0.8 / max(len(present), 1)
+            for j, c in enumerate(present):
+                vals = [(r["results"].get(c) or {}).get("gflops", 0) for r in sel]
+                xs = [i + (j - (len(present) - 1) / 2) * w for i in range(len(sel))]
+                ax.bar(xs, vals, width=w, label=names.get(c, c))
+            ax.set_xticks(range(len(sel)))
+            ax.set_xticklabels(
+                [f"{r['op']}\n{r['case']}" for r in sel], fontsize=6, rotation=45, ha="right"
+            )
+            ax.set_ylabel("GFLOP/s")
+            ax.set_title(f"SGEMM, {n} thread(s)")
+            ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / "bench_gemm.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(str(path))
+    # 3. epoch time
+    e2e = [r for r in report["e2e"] if r.get("train_s")]
+    if e2e:
+        libs = []
+        for r in e2e:
+            if r["lib"] not in libs:
+                libs.append(r["lib"])
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        w = 0.8 / len(libs)
+        for j, lib in enumerate(libs):
+            xs, vals, errs = [], [], [[], []]
+            for i, n in enumerate(threads):
+                r = next((x for x in e2e if x["lib"] == lib and x["threads"] == n), None)
+                if not r:
+                    continue
+                t = r["train_s"]
+                xs.append(i + (j - (len(libs) - 1) / 2) * w)
+                vals.append(t["median"])
+                errs[0].append(t["median"] - t["min"])
+                errs[1].append(t["max"] - t["median"])
+            label = lib if lib != "pydrop" else f"pydrop ({isa})"
+            ax.bar(xs, vals, width=w, yerr=errs, capsize=3, label=label)
+        ax.set_xticks(range(len(threads)))
+        ax.set_xticklabels([f"{n} thread(s)" for n in threads])
+        b = e2e[0]["batches_per_epoch"]
+        ax.set_ylabel(f"train seconds per epoch ({b} batches)")
+        ax.set_title("Tutorial recipe, one training epoch (lower is better)")
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / "bench_epoch.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(str(path))
+    return {"files": files}

@@ -1,0 +1,125 @@
+"""Run the worker processes and collect their results."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Unset for the NumPy processes only: they select slower OpenBLAS kernels.
+OPENBLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYDROP_NUM_THREADS")
+
+
+def _package_root() -> str:
+    import pydrop
+
+    return str(Path(pydrop.__file__).resolve().parent.parent)
+
+
+def worker_env(lib: str, threads: int, isa: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    # The workers import the same pydrop as this process, installed or in-place.
+    root = _package_root()
+    env["PYTHONPATH"] = os.pathsep.join(
+        [root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    for var in THREAD_VARS:
+        env[var] = str(threads)
+    if lib == "numpy":
+        for var in OPENBLAS_OVERRIDES:
+            env.pop(var, None)
+    env.pop("PYDROP_ISA", None)
+    if isa:
+        env["PYDROP_ISA"] = isa
+    return env
+
+
+def run_worker(
+    spec: dict[str, Any], workdir: Path, log: Any, timeout: float | None = None
+) -> dict[str, Any]:
+    """Run one worker process; its result dict, or one with an error status."""
+    tag = f"{spec['task']}-{spec['lib']}-{spec.get('isa') or 'default'}-{spec['threads']}t"
+    if spec.get("impl"):
+        tag += f"-{spec['impl']}"
+    spec_path, out_path = workdir / f"{tag}.spec.json", workdir / f"{tag}.out.json"
+    spec_path.write_text(json.dumps(spec))
+    env = worker_env(spec["lib"], spec["threads"], spec.get("isa"))
+    t0 = time.perf_counter()
+    print(f"  {tag} ...", end="", file=log, flush=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pydrop.bench.worker", str(spec_path), str(out_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    took = time.perf_counter() - t0
+    if proc.returncode != 0 or not out_path.exists():
+        res = {
+            "task": spec["task"],
+            "lib": spec["lib"],
+            "threads": spec["threads"],
+            "isa": spec.get("isa"),
+            "status": f"error: worker exited with {proc.returncode}",
+            "stderr": proc.stderr[-4000:],
+        }
+    else:
+        res = json.loads(out_path.read_text())
+    res["wall_s"] = took
+    print(f" {res['status']} ({took:.1f} s)", file=log, flush=True)
+    if res["status"].startswith("error") and res.get("traceback"):
+        print(res["traceback"], file=log)
+    return res
+
+
+def prepare_e2e_data(
+    workdir: Path,
+    *,
+    data_dir: str | None,
+    allow_download: bool,
+    max_train: int | None,
+    seed: int,
+    sigma: float,
+    layers: list[int],
+) -> dict[str, Any]:
+    """Write train/test arrays and the shared initial weights as .npy files."""
+    from .reference import init_params
+
+    source: str
+    try:
+        from pydrop.data import FashionMNIST
+
+        data = FashionMNIST(batch_size=256, root=data_dir, download=allow_download, seed=seed)
+        X, y, Xt, yt = data.X_train, data.y_train, data.X_val, data.y_val
+        source = f"Fashion-MNIST ({data.root})"
+    except (ImportError, OSError) as e:
+        rng = np.random.default_rng(seed)
+        n_train = max_train or 60000
+        X = rng.random((n_train, layers[0]), dtype=np.float32)
+        y = rng.integers(0, layers[-1], n_train).astype(np.int64)
+        Xt = rng.random((10000, layers[0]), dtype=np.float32)
+        yt = rng.integers(0, layers[-1], 10000).astype(np.int64)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        source = (
+            f"synthetic random data (Fashion-MNIST unavailable: {first}); accuracy is meaningless"
+        )
+    if max_train:
+        X, y = X[:max_train], y[:max_train]
+    out = workdir / "e2e-data"
+    out.mkdir(exist_ok=True)
+    for name, arr in (("X_train", X), ("y_train", y), ("X_test", Xt), ("y_test", yt)):
+        np.save(out / f"{name}.npy", np.ascontiguousarray(arr))
+    np.savez(out / "params.npz", *init_params(tuple(layers), sigma=sigma, seed=seed))
+    return {"dir": str(out), "source": source, "n_train": len(y), "n_test": len(yt)}
+
+
+def tempdir() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="pydrop-bench-")

@@ -1,0 +1,138 @@
+"""One measurement process: ``python -m pydrop.bench.worker SPEC.json OUT.json``.
+
+Every library (and every pydrop ISA path) is measured in a process of its own, so
+each sees only the environment meant for it (``PYDROP_ISA``; no
+``OPENBLAS_CORETYPE`` / ``OPENBLAS_L2_SIZE`` for NumPy), thread pools are pinned
+before anything runs, one library's pools cannot steal cores from another's, and
+the peak RSS of an end-to-end run belongs to that run alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import sys
+import traceback
+from typing import Any
+
+from .timing import measure
+
+_LIMITER: object = None  # threadpoolctl's limiter, held for the life of the process
+
+
+def _pin(lib: str, threads: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Import the library, pin every thread pool it uses; return (pinning, versions).
+
+    The parent already set OMP/OPENBLAS/MKL/PYDROP_NUM_THREADS, which pin the pools
+    as they load; the calls here enforce it in-process and record what took effect.
+    The library is imported first: threadpoolctl only limits pools already loaded.
+    """
+    global _LIMITER
+    import numpy as np
+
+    pinning: dict[str, Any] = {}
+    versions: dict[str, Any] = {"numpy": np.__version__}
+    if lib == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        pinning["torch"] = f"torch.set_num_threads({threads}) -> {torch.get_num_threads()}"
+        versions["torch"] = torch.__version__
+        cfg = torch.__config__.show()
+        m = re.search(r"Math Kernel Library Version ([^\n]*)", cfg)
+        versions["torch_blas"] = f"MKL {m.group(1).strip()}" if m else "see torch.__config__"
+    if lib == "pydrop":
+        import pydrop
+
+        pydrop.set_num_threads(threads)
+        pinning["pydrop"] = f"pydrop.set_num_threads({threads}) -> {pydrop.get_num_threads()}"
+        versions["pydrop"] = pydrop.__version__
+    try:
+        import threadpoolctl
+
+        _LIMITER = threadpoolctl.threadpool_limits(limits=threads)
+        pinning["blas"] = f"threadpoolctl: {threads}"
+    except ImportError:
+        pinning["blas"] = "unpinned (threadpoolctl not installed; OPENBLAS_NUM_THREADS set)"
+    return pinning, versions
+
+
+def _active_isa() -> str | None:
+    import pydrop
+
+    info = pydrop.info()
+    return str(info.get("isa"))
+
+
+def run_kernels(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    from .kernels import IMPLS
+
+    timing = spec["timing"]
+    records = []
+    for case in spec["cases"]:
+        try:
+            impls = IMPLS[spec["lib"]](case)
+        except Exception as e:  # a missing op in one library must not sink the run
+            records.append({**case, "impl": spec["lib"], "status": f"error: {e}"})
+            continue
+        for name, fn in impls:
+            rec: dict[str, Any] = {**case, "impl": name}
+            try:
+                t = measure(fn, **timing)
+                rec.update(status="ok", **t.as_dict())
+            except Exception as e:
+                rec["status"] = f"error: {type(e).__name__}: {e}"
+            records.append(rec)
+    return records
+
+
+def main(argv: list[str]) -> int:
+    spec_path, out_path = argv
+    with open(spec_path) as f:
+        spec = json.load(f)
+    lib, threads = spec["lib"], spec["threads"]
+    result: dict[str, Any] = {
+        "task": spec["task"],
+        "lib": lib,
+        "threads": threads,
+        "isa": spec.get("isa"),
+    }
+    try:
+        pinning, versions = _pin(lib, threads)
+    except ImportError as e:
+        result["status"] = "not installed"
+        result["detail"] = str(e)
+        _write(out_path, result)
+        return 0
+    result.update(pinning=pinning, versions=versions)
+    try:
+        if lib == "pydrop":
+            result["isa"] = _active_isa()
+            if spec.get("isa") and result["isa"] != spec["isa"]:
+                raise RuntimeError(f"asked for ISA {spec['isa']}, running {result['isa']}")
+        if spec["task"] == "kernels":
+            result["records"] = run_kernels(spec)
+        else:
+            from .e2e import run_e2e
+
+            result["e2e"] = run_e2e(lib, spec)
+        from .machine import blas_info
+
+        result["blas"] = blas_info()
+        result["status"] = "ok"
+    except Exception as e:
+        result["status"] = f"error: {type(e).__name__}: {e}"
+        result["traceback"] = traceback.format_exc()
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    _write(out_path, result)
+    return 0
+
+
+def _write(path: str, obj: dict[str, Any]) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

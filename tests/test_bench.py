@@ -1,0 +1,139 @@
+"""`pydrop bench --quick` completes and writes valid JSON, with and without torch.
+
+Speed is never asserted. Each run is a subprocess (`python -m pydrop.bench`) with
+the smallest settings; the torch-less run hides torch (and matplotlib) behind
+stub packages that raise ImportError, which the bench's worker processes inherit
+through PYTHONPATH.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import pydrop
+
+ROOT = Path(pydrop.__file__).resolve().parent.parent
+FAST = [
+    "--quick",
+    "--threads",
+    "1",
+    "--min-time",
+    "0.001",
+    "--repeats",
+    "1",
+    "--epochs",
+    "1",
+    "--batches",
+    "2",
+    "--no-download",
+]
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+HAS_MPL = importlib.util.find_spec("matplotlib") is not None
+
+
+def _run(tmp_path: Path, extra: list[str], hide: tuple[str, ...] = ()) -> tuple[dict, str]:
+    env = dict(os.environ)
+    paths = [str(ROOT)]
+    if hide:
+        stubs = tmp_path / "hidden"
+        for name in hide:
+            pkg = stubs / name
+            pkg.mkdir(parents=True)
+            (pkg / "__init__.py").write_text(f"raise ImportError('{name} hidden by test_bench')\n")
+        paths.insert(0, str(stubs))
+    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pydrop.bench", *FAST, "--out", str(out), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    report = json.loads((out / "bench.json").read_text())
+    md = (out / "bench.md").read_text()
+    assert md in proc.stdout
+    return report, md
+
+
+def _check_structure(report: dict, md: str) -> None:
+    assert report["schema"] == "pydrop-bench/1"
+    for key in ("machine", "config", "pydrop", "kernels", "e2e", "headline", "workers"):
+        assert key in report
+    assert report["machine"]["cpu_model"]
+    paths = report["pydrop"]["isa_paths"]
+    assert set(paths) == {"scalar", "avx2", "avx512"}
+    supported = pydrop.info()["supported_isas"]
+    for isa, state in paths.items():
+        if isa not in supported:
+            assert state == "not supported on this CPU"
+    assert all(w["status"] in ("ok", "not installed") for w in report["workers"]), [
+        (w["lib"], w["status"]) for w in report["workers"]
+    ]
+    groups = {r["group"] for r in report["kernels"]}
+    assert {"dropout", "relu", "matmul", "linear"} <= groups
+    for row in report["kernels"]:
+        assert row["threads"] == 1
+        for isa in ("scalar", "avx2", "avx512"):
+            cell = row["results"][f"pydrop {isa}"]
+            if isa in supported and row["group"] != "linear":
+                assert cell["status"] == "ok"
+                assert 0 < cell["min"] <= cell["median"] <= cell["max"]
+            elif isa not in supported:
+                assert cell["status"] == "not supported on this CPU"
+        for name, ratio in row["speedup"].items():
+            assert ratio is None or ratio > 0, name
+    mm = [r for r in report["kernels"] if r["group"] == "matmul"]
+    assert len(mm) == 9 and all(r["results"]["numpy"]["gflops"] > 0 for r in mm)
+    e2e = {r["lib"]: r for r in report["e2e"]}
+    for lib in ("pydrop", "numpy"):
+        row = e2e[lib]
+        assert row["status"] == "ok" and row["train_s"]["median"] > 0
+        assert 0 <= row["final_val_acc"] <= 1 and row["peak_rss_mb"] > 0
+    assert report["headline"]["dropout"] and report["headline"]["gemm"]
+    assert "| op | size | thr |" in md
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed; the torch-less run covers it")
+def test_quick_bench_with_torch(tmp_path: Path) -> None:
+    report, md = _run(tmp_path, [])
+    _check_structure(report, md)
+    assert report["torch"] == "run"
+    for row in report["kernels"]:
+        assert row["results"]["torch"]["status"] == "ok"
+    assert {r["lib"] for r in report["e2e"]} == {"pydrop", "numpy", "torch"}
+    assert all(e["vs_torch"] for e in report["headline"]["dropout"])
+    if HAS_MPL:
+        for f in report["figures"]["files"]:
+            assert Path(f).stat().st_size > 1000
+
+
+def test_quick_bench_without_torch(tmp_path: Path) -> None:
+    report, md = _run(tmp_path, [], hide=("torch", "matplotlib"))
+    _check_structure(report, md)
+    assert report["torch"] == "not installed"
+    for row in report["kernels"]:
+        assert row["results"]["torch"] == {"status": "not installed"}
+        assert row["speedup"]["torch"] is None
+    torch_rows = [r for r in report["e2e"] if r["lib"] == "torch"]
+    assert torch_rows and all(r["status"] == "not installed" for r in torch_rows)
+    assert "not installed" in md
+    assert report["figures"]["files"] == [] and "matplotlib" in report["figures"]["note"]
+
+
+def test_bench_rejects_bad_flags() -> None:
+    from pydrop.bench import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--isa", "sse9"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--threads", "0"])
