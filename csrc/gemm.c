@@ -1,0 +1,302 @@
+/* pd_sgemm: argument checks, blocking, packing and the thread split.
+ *
+ * Loop nest (BLIS): for each block of columns jc (NC) and group of k chunks:
+ *   1. pack op(B)[group, jc] into NR-wide micro-panels, shared by all tasks;
+ *   2. each task owns a rectangle of output micro-tiles (MR-row x NR-column panels)
+ *      and, per k chunk pc and per block of MC rows, packs op(A)[ic, pc] into its
+ *      own buffer, then runs the micro-kernel over its tiles.
+ * Every output element is C = alpha * (sum over chunk 0) + beta * C, then
+ * C = alpha * (sum over chunk c) + C for c = 1, 2, ...; the k chunks depend only on
+ * k and the ISA, and each tile is computed by the same kernel whichever task owns
+ * it, so results are bit-identical for any thread count. Edge tiles go through a
+ * scratch tile (packing already zero-padded A and B), never a scalar loop.
+ */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gemm.h"
+
+#if PD_X86
+#include "simd.h"
+#endif
+
+static const pd_gemm_isa *const gemm_table[PD_ISA_COUNT] = {
+    &pd_gemm_scalar,
+#if PD_X86
+    &pd_gemm_avx2,
+    &pd_gemm_avx512,
+#else
+    NULL,
+    NULL,
+#endif
+};
+_Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
+               "gemm table must have one row per pd_isa");
+
+/* Packed B is shared by the tasks of one parallel call; capped so that huge
+ * products are done in several column blocks / k groups. */
+#define PD_GEMM_B_CAP ((int64_t)2 << 20) /* floats (8 MiB) */
+#define PD_GEMM_NC_MAX 4096
+/* Below this many flops per extra task, threading costs more than it saves. */
+#define PD_GEMM_FLOPS_PER_TASK ((int64_t)3 << 20)
+/* Slack after packed buffers: packers may store a full vector past a short panel row. */
+#define PD_GEMM_SLACK 64
+
+/* Per-thread scratch, grown on demand and kept (no allocation per call). */
+typedef struct scratch {
+    float *p;
+    size_t n;
+} scratch;
+static _Thread_local scratch tls_a, tls_b;
+
+static float *scratch_get(scratch *s, int64_t n) {
+    size_t want = (size_t)n + PD_GEMM_SLACK;
+    if (s->n < want) {
+        free(s->p);
+        size_t bytes = (want * sizeof(float) + 63) & ~(size_t)63;
+        s->p = aligned_alloc(64, bytes);
+        s->n = s->p != NULL ? want : 0;
+    }
+    return s->p;
+}
+
+typedef struct gemm_job {
+    const pd_gemm_isa *g;
+    const float *a, *b;
+    float *c;
+    int64_t rsa, csa, rsb, csb, ldc;
+    int64_t m, n, k;
+    float alpha, beta;
+    int64_t kc_base; /* every k chunk but the last has this length */
+    /* this call's block: columns [j0, j1), k range [p0, p1) (whole chunks) */
+    int64_t j0, j1, p0, p1;
+    int64_t npan;    /* NR panels in [j0, j1) */
+    float *bbuf;     /* packed B for the block */
+    int32_t tm, tn;  /* task grid: tm row groups x tn column groups */
+    _Atomic int64_t next_unit;
+    _Atomic int64_t done_units;
+    int64_t n_units;
+    _Atomic int32_t status;
+} gemm_job;
+
+static int64_t imin(int64_t x, int64_t y) { return x < y ? x : y; }
+
+/* Packed-B offset of chunk starting at pc, panel q. */
+static float *bpanel(const gemm_job *j, int64_t pc, int64_t kc, int64_t q) {
+    return j->bbuf + (pc - j->p0) * j->npan * j->g->nr + q * kc * j->g->nr;
+}
+
+/* Pack unit u = (chunk, panel) of B. */
+static void pack_b_unit(gemm_job *j, int64_t u) {
+    const int64_t nr = j->g->nr;
+    int64_t chunk = u / j->npan, q = u % j->npan;
+    int64_t pc = j->p0 + chunk * j->kc_base;
+    int64_t kc = imin(j->kc_base, j->p1 - pc);
+    int64_t col = j->j0 + q * nr;
+    /* X(jj, p) = op(B)(pc + p, col + jj) */
+    j->g->pack(j->b + pc * j->rsb + col * j->csb, j->csb, j->rsb, imin(nr, j->j1 - col), kc,
+               (int32_t)nr, bpanel(j, pc, kc, q));
+}
+
+static void tile_edge(const pd_gemm_isa *g, int64_t kc, const float *ap, const float *bp,
+                      float *c, int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta) {
+    _Alignas(64) float tmp[PD_GEMM_MAX_MR * PD_GEMM_MAX_NR];
+    const int64_t nr = g->nr;
+    if (beta != 0.0f) {
+        for (int64_t i = 0; i < rows; i++) {
+            memcpy(tmp + i * nr, c + i * ldc, (size_t)cols * sizeof(float));
+        }
+    }
+    /* Rows/columns past the edge hold uninitialised scratch when beta != 0; the
+     * kernel's result there is discarded, so zero them to keep it well defined. */
+    if (beta != 0.0f) {
+        for (int64_t i = 0; i < g->mr; i++) {
+            for (int64_t jj = (i < rows ? cols : 0); jj < nr; jj++) {
+                tmp[i * nr + jj] = 0.0f;
+            }
+        }
+    }
+    g->ukr(kc, ap, bp, tmp, nr, alpha, beta);
+    for (int64_t i = 0; i < rows; i++) {
+        memcpy(c + i * ldc, tmp + i * nr, (size_t)cols * sizeof(float));
+    }
+}
+
+static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
+    gemm_job *j = ctx;
+    const pd_gemm_isa *g = j->g;
+    const int64_t mr = g->mr, nr = g->nr;
+    (void)n_tasks;
+
+    /* Phase 1: claim B panels until none are left, then wait for the others'
+     * claimed panels. Claiming (not a static split) means no task ever waits for
+     * work that has not started, whatever the pool does. */
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&j->next_unit, 1, memory_order_relaxed);
+        if (u >= j->n_units) {
+            break;
+        }
+        pack_b_unit(j, u);
+        atomic_fetch_add_explicit(&j->done_units, 1, memory_order_release);
+    }
+    while (atomic_load_explicit(&j->done_units, memory_order_acquire) < j->n_units) {
+#if PD_X86
+        _mm_pause();
+#endif
+    }
+
+    /* Phase 2: this task's tiles. */
+    int32_t ti = t / j->tn, tj = t % j->tn;
+    int64_t mpan = (j->m + mr - 1) / mr;
+    int64_t mp0 = mpan * ti / j->tm, mp1 = mpan * (ti + 1) / j->tm;
+    int64_t np0 = j->npan * tj / j->tn, np1 = j->npan * (tj + 1) / j->tn;
+    if (mp0 >= mp1 || np0 >= np1) {
+        return;
+    }
+    const int64_t mc_pan = g->mc / mr;
+    float *abuf = scratch_get(&tls_a, imin(mc_pan, mp1 - mp0) * mr * j->kc_base);
+    if (abuf == NULL) {
+        atomic_store(&j->status, PD_ERR_NOMEM);
+        return;
+    }
+    for (int64_t pc = j->p0; pc < j->p1; pc += j->kc_base) {
+        int64_t kc = imin(j->kc_base, j->p1 - pc);
+        float beta = pc == 0 ? j->beta : 1.0f;
+        for (int64_t ip = mp0; ip < mp1; ip += mc_pan) {
+            int64_t ip1 = imin(ip + mc_pan, mp1);
+            int64_t row0 = ip * mr, rows = imin(ip1 * mr, j->m) - row0;
+            g->pack(j->a + row0 * j->rsa + pc * j->csa, j->rsa, j->csa, rows, kc, (int32_t)mr,
+                    abuf);
+            for (int64_t q = np0; q < np1; q++) {
+                const float *bp = bpanel(j, pc, kc, q);
+                int64_t col = j->j0 + q * nr, cols = imin(nr, j->j1 - col);
+                for (int64_t r = ip; r < ip1; r++) {
+                    const float *ap = abuf + (r - ip) * mr * kc;
+                    int64_t row = r * mr, nrow = imin(mr, j->m - row);
+                    float *cp = j->c + row * j->ldc + col;
+                    if (nrow == mr && cols == nr) {
+                        g->ukr(kc, ap, bp, cp, j->ldc, j->alpha, beta);
+                    } else {
+                        tile_edge(g, kc, ap, bp, cp, j->ldc, nrow, cols, j->alpha, beta);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* C = beta * C (k == 0 or alpha == 0); beta == 0 writes zeros without reading C. */
+static void scale_c(float *c, int64_t ldc, int64_t m, int64_t n, float beta) {
+    for (int64_t i = 0; i < m; i++) {
+        float *ci = c + i * ldc;
+        if (beta == 0.0f) {
+            memset(ci, 0, (size_t)n * sizeof(float));
+        } else if (beta != 1.0f) {
+            for (int64_t jj = 0; jj < n; jj++) {
+                ci[jj] *= beta;
+            }
+        }
+    }
+}
+
+pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                   float beta, float *c, int64_t ldc) {
+    if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1)) {
+        return PD_ERR_ARG;
+    }
+    if (m < 0 || n < 0 || k < 0) {
+        return PD_ERR_ARG;
+    }
+    if (lda < (trans_a ? m : k) || ldb < (trans_b ? k : n) || ldc < n) {
+        return PD_ERR_ARG;
+    }
+    if ((a == NULL && m > 0 && k > 0) || (b == NULL && k > 0 && n > 0) ||
+        (c == NULL && m > 0 && n > 0)) {
+        return PD_ERR_ARG;
+    }
+    if (m == 0 || n == 0) {
+        return PD_OK;
+    }
+    if (k == 0 || alpha == 0.0f) {
+        scale_c(c, ldc, m, n, beta);
+        return PD_OK;
+    }
+
+    const pd_gemm_isa *g = gemm_table[pd_isa_active()];
+    if (g == NULL) {
+        g = &pd_gemm_scalar;
+    }
+    const int64_t mr = g->mr, nr = g->nr;
+
+    gemm_job j;
+    memset(&j, 0, sizeof j);
+    j.g = g;
+    j.a = a;
+    j.b = b;
+    j.c = c;
+    j.rsa = trans_a ? 1 : lda;
+    j.csa = trans_a ? lda : 1;
+    j.rsb = trans_b ? 1 : ldb;
+    j.csb = trans_b ? ldb : 1;
+    j.ldc = ldc;
+    j.m = m;
+    j.n = n;
+    j.k = k;
+    j.alpha = alpha;
+    j.beta = beta;
+    /* Balanced k chunks of at most kc_max, rounded up to 8: a function of k and the
+     * ISA only, never of the thread count. */
+    int64_t n_chunks = (k + g->kc_max - 1) / g->kc_max;
+    j.kc_base = ((k + n_chunks - 1) / n_chunks + 7) & ~(int64_t)7;
+
+    int64_t n_pad = (n + nr - 1) / nr * nr;
+    int64_t nc = imin(n_pad, PD_GEMM_NC_MAX);
+    int64_t chunks_per_group = PD_GEMM_B_CAP / (nc * j.kc_base);
+    if (chunks_per_group < 1) {
+        chunks_per_group = 1;
+    }
+    int64_t kgroup = chunks_per_group * j.kc_base;
+    float *bbuf = scratch_get(&tls_b, nc * imin(kgroup, n_chunks * j.kc_base));
+    if (bbuf == NULL) {
+        return PD_ERR_NOMEM;
+    }
+
+    int32_t threads = pd_get_num_threads();
+    double flops = 2.0 * (double)m * (double)n * (double)k;
+    double by_work = flops / (double)PD_GEMM_FLOPS_PER_TASK;
+    if (by_work < (double)threads) {
+        threads = by_work < 1.0 ? 1 : (int32_t)by_work;
+    }
+
+    for (int64_t j0 = 0; j0 < n; j0 += nc) {
+        for (int64_t p0 = 0; p0 < k; p0 += kgroup) {
+            j.j0 = j0;
+            j.j1 = imin(n, j0 + nc);
+            j.p0 = p0;
+            j.p1 = imin(k, p0 + kgroup);
+            j.npan = (j.j1 - j0 + nr - 1) / nr;
+            j.bbuf = bbuf;
+            int64_t mpan = (m + mr - 1) / mr;
+            int32_t tm = (int32_t)imin(threads, mpan);
+            int32_t tn = (int32_t)imin(threads / tm, j.npan);
+            j.tm = tm;
+            j.tn = tn;
+            int64_t chunks = (j.p1 - p0 + j.kc_base - 1) / j.kc_base;
+            j.n_units = chunks * j.npan;
+            atomic_store(&j.next_unit, 0);
+            atomic_store(&j.done_units, 0);
+            atomic_store(&j.status, PD_OK);
+            pd_status st = pd_parallel(tm * tn, gemm_task, &j);
+            if (st != PD_OK) {
+                return st;
+            }
+            st = (pd_status)atomic_load(&j.status);
+            if (st != PD_OK) {
+                return st;
+            }
+        }
+    }
+    return PD_OK;
+}

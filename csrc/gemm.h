@@ -1,0 +1,54 @@
+/* SGEMM internals: the per-ISA micro-kernels and packing routines that gemm.c
+ * drives (BLIS-style: pack B into NR-wide micro-panels, A into MR-tall ones,
+ * then an MR x NR register-blocked micro-kernel per output tile).
+ *
+ * Packed layouts (zero-padded past the matrix edge, so kernels never branch on
+ * edges):
+ *   A panel: kc x MR, element (i, p) at a[p * MR + i]   (one broadcast per i)
+ *   B panel: kc x NR, element (p, j) at b[p * NR + j]   (NR / lanes vector loads)
+ * Panels of one block are stored back to back: panel r starts at r * MR * kc.
+ */
+#ifndef PD_GEMM_H
+#define PD_GEMM_H
+
+#include <stdint.h>
+
+#include "internal.h"
+
+/* c[i * ldc + j] = alpha * sum_p a[p*MR+i] * b[p*NR+j] + beta * c[i * ldc + j] for the
+ * full MR x NR tile, summing p = 0..kc-1 in order. beta == 0 never reads c.
+ * Requires kc >= 1; a and b are 64-byte aligned packed panels. */
+typedef void (*pd_gemm_ukr_fn)(int64_t kc, const float *a, const float *b, float *c,
+                               int64_t ldc, float alpha, float beta);
+
+/* Pack rows [0, mc) and columns [0, kc) of the matrix X(i, p) = x[i * rs + p * cs]
+ * into ceil(mc / mr) panels of mr x kc (layout above), zero-filling rows >= mc.
+ * Packing B uses the same routine on B's transpose: X(j, p) = op(B)(p, j), mr = NR. */
+typedef void (*pd_gemm_pack_fn)(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_t kc,
+                                int32_t mr, float *dst);
+
+typedef struct pd_gemm_isa {
+    int32_t mr, nr; /* micro-tile */
+    int32_t kc_max; /* k block: B micro-panel (kc x nr) in L1 */
+    int32_t mc;     /* m block (multiple of mr): packed A block in L2 */
+    pd_gemm_ukr_fn ukr;
+    pd_gemm_pack_fn pack; /* packs both A and B panels */
+} pd_gemm_isa;
+
+/* The portable packer (any mr); also the scalar row's. */
+void pd_gemm_pack_ref(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_t kc, int32_t mr,
+                      float *dst);
+
+extern const pd_gemm_isa pd_gemm_scalar;
+#if PD_X86
+extern const pd_gemm_isa pd_gemm_avx2;
+extern const pd_gemm_isa pd_gemm_avx512;
+void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_t kc, int32_t mr,
+                       float *dst);
+#endif
+
+/* Largest micro-tile of any row (sizes the edge scratch tile). */
+#define PD_GEMM_MAX_MR 16
+#define PD_GEMM_MAX_NR 32
+
+#endif

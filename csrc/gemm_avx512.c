@@ -1,0 +1,116 @@
+/* SGEMM AVX-512 row: a 12x32 micro-kernel (24 zmm accumulators, 2 B loads and 12
+ * broadcasts per k step, 24 FMAs). Packing reuses the AVX2 packer. This machine
+ * has no AVX-512: the kernel is verified through the SIMDe build (make emulate). */
+#include "gemm.h"
+
+#if PD_X86
+#include "simd.h"
+
+#define AX_MR 12
+#define AX_NR 32
+
+/* Row i of the tile: c = alpha * acc + beta * c (beta == 0: c is not read). */
+#define AX_STORE_ROW(i, lo, hi)                                                    \
+    do {                                                                           \
+        float *ci = c + (i) * ldc;                                                 \
+        if (beta == 0.0f) {                                                        \
+            _mm512_storeu_ps(ci, _mm512_mul_ps(va, lo));                           \
+            _mm512_storeu_ps(ci + 16, _mm512_mul_ps(va, hi));                      \
+        } else {                                                                   \
+            __m512 t0 = _mm512_mul_ps(vb, _mm512_loadu_ps(ci));                    \
+            __m512 t1 = _mm512_mul_ps(vb, _mm512_loadu_ps(ci + 16));               \
+            _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, lo, t0));                     \
+            _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(va, hi, t1));                \
+        }                                                                          \
+    } while (0)
+
+PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict a,
+                                              const float *restrict b, float *restrict c,
+                                              int64_t ldc, float alpha, float beta) {
+    for (int i = 0; i < AX_MR; i++) {
+        _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + AX_NR - 1), _MM_HINT_T0);
+    }
+    __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
+    __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
+    __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
+    __m512 c30 = _mm512_setzero_ps(), c31 = _mm512_setzero_ps();
+    __m512 c40 = _mm512_setzero_ps(), c41 = _mm512_setzero_ps();
+    __m512 c50 = _mm512_setzero_ps(), c51 = _mm512_setzero_ps();
+    __m512 c60 = _mm512_setzero_ps(), c61 = _mm512_setzero_ps();
+    __m512 c70 = _mm512_setzero_ps(), c71 = _mm512_setzero_ps();
+    __m512 c80 = _mm512_setzero_ps(), c81 = _mm512_setzero_ps();
+    __m512 c90 = _mm512_setzero_ps(), c91 = _mm512_setzero_ps();
+    __m512 c100 = _mm512_setzero_ps(), c101 = _mm512_setzero_ps();
+    __m512 c110 = _mm512_setzero_ps(), c111 = _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; p++) {
+        __m512 b0 = _mm512_loadu_ps(b);
+        __m512 b1 = _mm512_loadu_ps(b + 16);
+        __m512 ai;
+        /* ai = {a[i]} x 16; c_i += a[i] * b[0..31] */
+        ai = _mm512_set1_ps(a[0]);
+        c00 = _mm512_fmadd_ps(ai, b0, c00);
+        c01 = _mm512_fmadd_ps(ai, b1, c01);
+        ai = _mm512_set1_ps(a[1]);
+        c10 = _mm512_fmadd_ps(ai, b0, c10);
+        c11 = _mm512_fmadd_ps(ai, b1, c11);
+        ai = _mm512_set1_ps(a[2]);
+        c20 = _mm512_fmadd_ps(ai, b0, c20);
+        c21 = _mm512_fmadd_ps(ai, b1, c21);
+        ai = _mm512_set1_ps(a[3]);
+        c30 = _mm512_fmadd_ps(ai, b0, c30);
+        c31 = _mm512_fmadd_ps(ai, b1, c31);
+        ai = _mm512_set1_ps(a[4]);
+        c40 = _mm512_fmadd_ps(ai, b0, c40);
+        c41 = _mm512_fmadd_ps(ai, b1, c41);
+        ai = _mm512_set1_ps(a[5]);
+        c50 = _mm512_fmadd_ps(ai, b0, c50);
+        c51 = _mm512_fmadd_ps(ai, b1, c51);
+        ai = _mm512_set1_ps(a[6]);
+        c60 = _mm512_fmadd_ps(ai, b0, c60);
+        c61 = _mm512_fmadd_ps(ai, b1, c61);
+        ai = _mm512_set1_ps(a[7]);
+        c70 = _mm512_fmadd_ps(ai, b0, c70);
+        c71 = _mm512_fmadd_ps(ai, b1, c71);
+        ai = _mm512_set1_ps(a[8]);
+        c80 = _mm512_fmadd_ps(ai, b0, c80);
+        c81 = _mm512_fmadd_ps(ai, b1, c81);
+        ai = _mm512_set1_ps(a[9]);
+        c90 = _mm512_fmadd_ps(ai, b0, c90);
+        c91 = _mm512_fmadd_ps(ai, b1, c91);
+        ai = _mm512_set1_ps(a[10]);
+        c100 = _mm512_fmadd_ps(ai, b0, c100);
+        c101 = _mm512_fmadd_ps(ai, b1, c101);
+        ai = _mm512_set1_ps(a[11]);
+        c110 = _mm512_fmadd_ps(ai, b0, c110);
+        c111 = _mm512_fmadd_ps(ai, b1, c111);
+        a += AX_MR;
+        b += AX_NR;
+    }
+    const __m512 va = _mm512_set1_ps(alpha);
+    const __m512 vb = _mm512_set1_ps(beta);
+    AX_STORE_ROW(0, c00, c01);
+    AX_STORE_ROW(1, c10, c11);
+    AX_STORE_ROW(2, c20, c21);
+    AX_STORE_ROW(3, c30, c31);
+    AX_STORE_ROW(4, c40, c41);
+    AX_STORE_ROW(5, c50, c51);
+    AX_STORE_ROW(6, c60, c61);
+    AX_STORE_ROW(7, c70, c71);
+    AX_STORE_ROW(8, c80, c81);
+    AX_STORE_ROW(9, c90, c91);
+    AX_STORE_ROW(10, c100, c101);
+    AX_STORE_ROW(11, c110, c111);
+}
+
+const pd_gemm_isa pd_gemm_avx512 = {
+    .mr = AX_MR,
+    .nr = AX_NR,
+    .kc_max = 384,
+    .mc = 144,
+    .ukr = ukr_avx512_12x32,
+    .pack = pd_gemm_pack_avx2,
+};
+
+#endif
