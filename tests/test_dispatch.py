@@ -1,0 +1,74 @@
+"""ISA selection and PYDROP_* environment variables, checked in fresh interpreters."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import pydrop
+
+ALL = ("scalar", "avx2", "avx512")
+
+
+def run(code: str, **env: str) -> subprocess.CompletedProcess:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("PYDROP_")}
+    full.update(env)
+    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
+                          text=True, timeout=120)
+
+
+@pytest.mark.parametrize("isa", ALL)
+def test_forced_isa_is_the_active_one(isa):
+    r = run("import pydrop; print(pydrop.get_isa(), pydrop.info()['isa'])", PYDROP_ISA=isa)
+    if isa in pydrop.supported_isas():
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == [isa, isa]
+    else:
+        assert r.returncode != 0
+        assert "RuntimeError" in r.stderr and f"PYDROP_ISA={isa}" in r.stderr
+        assert "Segmentation" not in r.stderr
+
+
+def test_default_isa_is_the_best_supported():
+    r = run("import pydrop; print(pydrop.get_isa())")
+    assert r.stdout.strip() == pydrop.supported_isas()[-1]
+
+
+def test_unknown_isa_name_is_a_clean_error():
+    r = run("import pydrop", PYDROP_ISA="sse9")
+    assert r.returncode != 0
+    assert "ValueError" in r.stderr and "sse9" in r.stderr
+
+
+def test_set_isa_rejects_missing_and_unknown():
+    with pytest.raises(ValueError, match="one of"):
+        pydrop.set_isa("neon")
+    with pytest.raises(TypeError):
+        pydrop.set_isa(2)
+    for isa in ALL:
+        if isa not in pydrop.supported_isas():
+            with pytest.raises(RuntimeError, match="not supported"):
+                pydrop.set_isa(isa)
+
+
+def test_num_threads_env():
+    r = run("import pydrop; print(pydrop.get_num_threads())", PYDROP_NUM_THREADS="3")
+    assert r.stdout.strip() == "3"
+    r = run("import pydrop", PYDROP_NUM_THREADS="many")
+    assert r.returncode != 0 and "PYDROP_NUM_THREADS" in r.stderr
+
+
+def test_default_threads_are_the_usable_cores():
+    r = run("import os, pydrop; print(pydrop.get_num_threads(), len(os.sched_getaffinity(0)))")
+    got, cores = r.stdout.split()
+    assert int(got) == min(int(cores), 64)
+
+
+def test_info_fields():
+    info = pydrop.info()
+    assert info["version"] == pydrop.__version__
+    assert info["isa"] in info["supported_isas"]
+    assert "scalar" in info["supported_isas"]
+    assert isinstance(info["cpu_features"], list)
+    assert info["num_threads"] == pydrop.get_num_threads()
