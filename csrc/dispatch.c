@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "glibc_compat.h"
 #include "internal.h"
 
 #if PD_X86 && !defined(PD_SIMDE)

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "glibc_compat.h"
 #include "internal.h"
 
 #define PD_MAX_THREADS 64
