@@ -144,10 +144,12 @@ class MLP(_NetClassifier):
         **kw: Any,
     ) -> None:
         super().__init__(num_outputs, num_hiddens_1, num_hiddens_2, dropout_1, dropout_2, lr, **kw)
+        # The Dense seeds of DropoutMLP (whose Dense layers sit at indices 0, 2, 4), so
+        # that with one seed all three models start from the same weights.
         self.net = nn.Sequential(
-            nn.Dense(num_hiddens_1, activation="relu"),
-            nn.Dense(num_hiddens_2, activation="relu"),
-            nn.Dense(num_outputs),
+            nn.Dense(num_hiddens_1, activation="relu", seed=nn.derive_seed(self.seed, 0)),
+            nn.Dense(num_hiddens_2, activation="relu", seed=nn.derive_seed(self.seed, 2)),
+            nn.Dense(num_outputs, seed=nn.derive_seed(self.seed, 4)),
             seed=self.seed,
         )
         self.net.input_grad = False
@@ -205,12 +207,10 @@ class DropoutMLPScratch(Classifier):
         **kw: Any,
     ) -> None:
         super().__init__(num_outputs, num_hiddens_1, num_hiddens_2, dropout_1, dropout_2, lr, **kw)
-        seq = nn.Sequential(seed=self.seed)  # only to derive per-layer seeds like the others
-        self.lin1 = nn.Dense(num_hiddens_1, activation="relu")
-        self.lin2 = nn.Dense(num_hiddens_2, activation="relu")
-        self.lin3 = nn.Dense(num_outputs)
-        for i, layer in enumerate((self.lin1, self.lin2, self.lin3)):
-            layer._adopt(seq.seed, 2 * i)  # same seeds as DropoutMLP's Dense layers
+        # The Dense seeds of DropoutMLP: one seed gives all three models the same start.
+        self.lin1 = nn.Dense(num_hiddens_1, activation="relu", seed=nn.derive_seed(self.seed, 0))
+        self.lin2 = nn.Dense(num_hiddens_2, activation="relu", seed=nn.derive_seed(self.seed, 2))
+        self.lin3 = nn.Dense(num_outputs, seed=nn.derive_seed(self.seed, 4))
         self.lin1.input_grad = False
         self._h1: np.ndarray | None = None
         self._h2: np.ndarray | None = None

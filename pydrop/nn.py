@@ -213,7 +213,8 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-def _derive_seed(seed: int, index: int) -> int:
+def derive_seed(seed: int, index: int) -> int:
+    """The init seed a container gives its child at ``index``."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
@@ -256,7 +257,7 @@ class Dense(Module):
 
     def _adopt(self, seed: int, index: int) -> None:
         if self.seed is None:
-            self.seed = _derive_seed(seed, index)
+            self.seed = derive_seed(seed, index)
 
     def initialize(self, in_units: int) -> None:
         """Create W ~ normal(0, 0.01) from the layer seed and b = 0."""
