@@ -239,10 +239,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "max_batches": batches,
                 "seed": args.seed,
             }
-            libs = ["pydrop", "numpy"] + (["torch"] if torch_state == "run" else [])
+            libs = [("pydrop", None), ("numpy", None)]
+            if torch_state == "run":
+                libs.append(("torch", None))
+            if not quick:  # the same recipe hand-written on pydrop's ops, for reference
+                libs.append(("pydrop", "pydrop-ops"))
             for n in threads:
-                for lib in libs:
-                    spec = {"task": "e2e", "lib": lib, "threads": n, "e2e": e2e_spec}
+                for lib, impl in libs:
+                    spec = {"task": "e2e", "lib": lib, "impl": impl, "threads": n, "e2e": e2e_spec}
                     res = run_worker(spec, work, log)
                     report["workers"].append(res)
     report["total_s"] = time.perf_counter() - t_start

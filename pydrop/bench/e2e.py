@@ -118,7 +118,7 @@ class _PydropOpsEngine:
     bias add, softmax and SGD update are NumPy.
     """
 
-    name = "pydrop-ops"
+    name = "pydrop ops loop"
 
     def __init__(self, params: list[np.ndarray], recipe: dict[str, Any]) -> None:
         import pydrop
@@ -181,12 +181,6 @@ ENGINES = {"numpy": _NumpyEngine, "torch": _TorchEngine, "pydrop-ops": _PydropOp
 
 
 def make_engine(impl: str, params: list[np.ndarray], recipe: dict[str, Any]) -> Engine:
-    if impl == "pydrop":
-        from .pydrop_model import PydropModelEngine, available
-
-        if available():
-            return PydropModelEngine(params, recipe)
-        impl = "pydrop-ops"
     return ENGINES[impl](params, recipe)
 
 
@@ -199,13 +193,17 @@ def run_e2e(lib: str, spec: dict[str, Any]) -> dict[str, Any]:
     arrays = load_arrays(e2e["data_dir"])
     X, y = arrays["X_train"], arrays["y_train"]
     Xt, yt = arrays["X_test"], arrays["y_test"]
-    impl = spec.get("impl", lib)
+    impl = spec.get("impl") or lib
+    if impl == "pydrop":
+        from .pydrop_model import available, run_trainer
+
+        if available():
+            return run_trainer(arrays, recipe, int(e2e["epochs"]), int(e2e["seed"]))
+        impl = "pydrop-ops"  # no training stack: the hand-written loop on pydrop's ops
     engine = make_engine(impl, arrays["params"], recipe)  # type: ignore[arg-type]
     bs = int(recipe["batch_size"])
     n = len(y)
     n_batches = -(-n // bs)
-    if e2e.get("max_batches"):
-        n_batches = min(n_batches, int(e2e["max_batches"]))
     xbuf = np.empty((bs, X.shape[1]), dtype=np.float32)
     ybuf = np.empty(bs, dtype=np.int64)
     epochs = []

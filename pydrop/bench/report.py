@@ -157,7 +157,8 @@ def _e2e_rows(workers: list[dict[str, Any]], torch_state: str) -> list[dict[str,
     for w in workers:
         if w.get("task") != "e2e":
             continue
-        row: dict[str, Any] = {"lib": w["lib"], "threads": w["threads"], "status": w["status"]}
+        lib = w.get("impl") or w["lib"]
+        row: dict[str, Any] = {"lib": lib, "threads": w["threads"], "status": w["status"]}
         if w["lib"] == "pydrop":
             row["isa"] = w.get("isa")
         e = w.get("e2e")
@@ -245,7 +246,7 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
             entry["gflops_256x784x256"] = cells[0].get("gflops")
         h["gemm"].append(entry)
     for r in report["e2e"]:
-        if r["lib"] == "pydrop" or not r.get("pydrop_speedup"):
+        if r["lib"].startswith("pydrop") or not r.get("pydrop_speedup"):
             continue
         me = next(x for x in report["e2e"] if x["lib"] == "pydrop" and x["threads"] == r["threads"])
         h["epoch"].append(
@@ -540,7 +541,8 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> dict[str, Any]:
             ax.set_xscale("log")
             ax.set_yticks(range(len(sel)))
             ax.set_yticklabels(labels, fontsize=7)
-            ax.invert_yaxis()
+            if n == threads[0]:  # the y axis is shared: invert it once
+                ax.invert_yaxis()
             ax.set_title(f"pydrop ({isa}) speed-up, {n} thread(s)")
             ax.set_xlabel("peer time / pydrop time (log)")
             ax.legend(fontsize=7, loc="lower right")

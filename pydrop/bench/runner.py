@@ -68,6 +68,7 @@ def run_worker(
             "lib": spec["lib"],
             "threads": spec["threads"],
             "isa": spec.get("isa"),
+            "impl": spec.get("impl"),
             "status": f"error: worker exited with {proc.returncode}",
             "stderr": proc.stderr[-4000:],
         }

@@ -97,6 +97,7 @@ def main(argv: list[str]) -> int:
         "lib": lib,
         "threads": threads,
         "isa": spec.get("isa"),
+        "impl": spec.get("impl"),
     }
     try:
         pinning, versions = _pin(lib, threads)
@@ -124,9 +125,26 @@ def main(argv: list[str]) -> int:
     except Exception as e:
         result["status"] = f"error: {type(e).__name__}: {e}"
         result["traceback"] = traceback.format_exc()
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    result["peak_rss_mb"] = peak_rss_mb()
     _write(out_path, result)
     return 0
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MiB.
+
+    /proc's VmHWM belongs to the address space made at exec; ru_maxrss is the
+    fallback, but on Linux it starts from the parent's RSS at fork, so a worker
+    started by a parent holding the data set would report the parent's memory.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _write(path: str, obj: dict[str, Any]) -> None:
