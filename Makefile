@@ -21,7 +21,7 @@ bench: build
 # Copy the sources to build/<name>, build there with extra flags, run the tests there.
 define instrumented_copy
 	rm -rf build/$(1) && mkdir -p build/$(1)
-	cp -r csrc pydrop tests build_ffi.py setup.py pyproject.toml README.md build/$(1)/
+	cp -r csrc pydrop tests build_ffi.py setup.py pyproject.toml README.md LICENSE build/$(1)/
 	rm -f build/$(1)/pydrop/*.so
 	cd build/$(1) && $(2) $(PYTHON) setup.py -q build_ext --inplace
 endef
@@ -39,6 +39,11 @@ sanitize:
 emulate:
 	$(call instrumented_copy,emulate,PYDROP_SIMDE=1)
 	cd build/emulate && PYDROP_ISA=avx512 $(PYTHON) -m pytest -q -p no:cacheprovider $(INSTRUMENTED_TESTS)
+
+# The prebuilt abi3 manylinux wheel and the sdist in wheels/ (rerun after the last
+# source change, then commit wheels/; CI fails while they are stale).
+wheel:
+	PYTHON=$(PYTHON) bash wheels/build.sh
 
 clean:
 	rm -rf build dist pydrop/_native*.so pydrop/_native.c *.egg-info

@@ -47,7 +47,7 @@ def compile_args() -> tuple[list[str], list[str], list[tuple[str, str | None]]]:
         macros.append(("PD_SIMDE", None))
         if platform.machine().lower() in ("x86_64", "amd64"):
             # SIMDe must not use the host's native AVX-512 (there is none to use).
-            cflags += ["-mno-avx512f"]
+            cflags += ["-mno-avx512f", "-Wno-psabi"]
     return cflags, ldflags, macros
 
 
