@@ -1,0 +1,280 @@
+"""SGEMM (pydrop.matmul / pd_sgemm) on every ISA path against a float64 reference.
+
+Error bound. Each output element is alpha * (a dot product of length k) + beta * c.
+With round-off unit u = eps32 / 2, a float32 dot product (any summation order, FMA or
+not) satisfies |fl(x.y) - x.y| <= gamma_k |x|.|y|, gamma_k = k u / (1 - k u) (Higham,
+Accuracy and Stability of Numerical Algorithms, 3.1). Scaling by alpha, by beta and
+the final addition add at most three more roundings, so we test the looser, simpler
+
+    |C - C_ref| <= GAMMA(k + 2) * (|alpha| |op(A)| |op(B)| + |beta| |C_in|),
+    GAMMA(j) = j * eps32 / (1 - j * eps32)        (eps32 = 2^-23, i.e. u doubled)
+
+elementwise, where C_ref is computed in float64 from the same float32 inputs. The
+bound is a named function below; a kernel that drops a term, double counts a k chunk
+or mishandles an edge is off by O(1) relative error and fails it.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import pydrop
+from pydrop._native import ffi, lib
+
+EPS32 = float(np.finfo(np.float32).eps)
+F = np.float32
+
+
+def gamma(j: int) -> float:
+    """Higham's gamma with eps32 in place of u: a safe bound for j roundings."""
+    return j * EPS32 / (1.0 - j * EPS32)
+
+
+def operand(rng, rows, cols, trans, pad=0):
+    """A float32 operand of logical shape (rows, cols): C-contiguous, or the transposed
+    view of a C-contiguous (cols, rows) array; pad > 0 makes the leading dimension
+    larger than the logical width (a column slice of a wider array)."""
+    shape = (cols, rows) if trans else (rows, cols)
+    base = rng.standard_normal((shape[0], shape[1] + pad)).astype(F)
+    x = base[:, : shape[1]]
+    return x.T if trans else x
+
+
+def check(c, a, b, c_in, alpha, beta):
+    """Assert the GAMMA(k + 2) bound (see the module docstring) elementwise."""
+    k = a.shape[1]
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    ref = alpha * (a64 @ b64)
+    scale = abs(alpha) * (np.abs(a64) @ np.abs(b64))
+    if beta != 0.0:
+        ref += beta * c_in.astype(np.float64)
+        scale += abs(beta) * np.abs(c_in.astype(np.float64))
+    bound = gamma(k + 2) * scale
+    err = np.abs(c.astype(np.float64) - ref)
+    bad = ~(err <= bound)  # catches NaN too
+    if bad.any():
+        i, j = np.argwhere(bad)[0]
+        raise AssertionError(
+            f"{int(bad.sum())} elements out of bound, first at ({i}, {j}): got {c[i, j]!r}, "
+            f"want {ref[i, j]!r} +- {bound[i, j]!r} (k={k}, alpha={alpha}, beta={beta})"
+        )
+
+
+def run(a, b, alpha=1.0, beta=0.0, c_in=None, out_pad=0, nan_out=False):
+    m, n = a.shape[0], b.shape[1]
+    base = np.empty((m, n + out_pad), dtype=F)
+    base[:] = np.nan if nan_out else 0.0
+    out = base[:, :n]
+    if c_in is not None:
+        out[:] = c_in
+    got = pydrop.matmul(a, b, out=out, alpha=alpha, beta=beta)
+    assert got is out or np.shares_memory(got, out)
+    if out_pad:
+        # columns past n (inside the leading dimension) are never written
+        assert np.all(np.isnan(base[:, n:])) if nan_out else np.all(base[:, n:] == 0)
+    return out
+
+
+ALL_ISAS = ("scalar", "avx2", "avx512")
+
+
+@pytest.fixture(params=ALL_ISAS)
+def any_isa(request):
+    if request.param not in pydrop.supported_isas():
+        pytest.skip(
+            f"ISA {request.param!r} is not supported by this CPU/OS/build "
+            f"(supported: {pydrop.supported_isas()}; CPU features: {pydrop.info()['cpu_features']})"
+        )
+    with pydrop.use_isa(request.param):
+        yield request.param
+
+
+TRANS = list(itertools.product((False, True), repeat=2))
+
+
+def test_gamma_is_tight_enough_to_fail():
+    # The bound must catch a wrong answer: one dropped k term is far outside it.
+    rng = np.random.default_rng(0)
+    a, b = operand(rng, 8, 40, False), operand(rng, 40, 8, False)
+    wrong = (a[:, :-1].astype(np.float64) @ b[:-1].astype(np.float64)).astype(F)
+    with pytest.raises(AssertionError):
+        check(wrong, a, b, None, 1.0, 0.0)
+
+
+def test_every_dimension_1_to_67(any_isa):
+    """Every value 1..67 of m, n and k (the other two rotating through the same range),
+    with all four transpose combinations cycled, non-unit leading dimensions on some."""
+    rng = np.random.default_rng(67)
+    dims = np.arange(1, 68)
+    for axis in range(3):
+        others = rng.permutation(dims), rng.permutation(dims)
+        for idx, d in enumerate(dims):
+            mnk = [int(others[0][idx]), int(others[1][idx])]
+            mnk.insert(axis, int(d))
+            m, n, k = mnk
+            ta, tb = TRANS[(idx + axis) % 4]
+            pad = idx % 3  # 0: dense, else a leading dimension larger than the width
+            a = operand(rng, m, k, ta, pad)
+            b = operand(rng, k, n, tb, pad)
+            c = run(a, b, out_pad=pad)
+            check(c, a, b, None, 1.0, 0.0)
+
+
+TAILS = [1, 5, 6, 7, 8, 9, 12, 13, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65]
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_tail_grid(any_isa, ta, tb):
+    """m x n over the micro-tile tails (MR 4/6/12, NR 8/16/32) at a few k."""
+    rng = np.random.default_rng(1)
+    for m, n in itertools.product(TAILS, TAILS):
+        k = (m * 7 + n * 3) % 67 + 1
+        a, b = operand(rng, m, k, ta), operand(rng, k, n, tb)
+        check(run(a, b), a, b, None, 1.0, 0.0)
+
+
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.5, 0.0), (2.0, 1.0), (1.0, -1.5),
+                                        (0.25, 0.5), (0.0, 0.5), (0.0, 0.0), (3.0, 1e-3)])
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_alpha_beta(any_isa, ta, tb, alpha, beta):
+    rng = np.random.default_rng(2)
+    for m, n, k in [(1, 1, 1), (7, 17, 9), (13, 33, 65), (66, 31, 400)]:
+        a, b = operand(rng, m, k, ta, 1), operand(rng, k, n, tb, 2)
+        c_in = rng.standard_normal((m, n)).astype(F)
+        if beta == 0.0:
+            # beta == 0 never reads C: NaN there must not leak into the result
+            c = run(a, b, alpha, beta, nan_out=True, out_pad=3)
+            assert np.isfinite(c).all()
+            check(c, a, b, None, alpha, 0.0)
+        else:
+            c = run(a, b, alpha, beta, c_in=c_in, out_pad=3)
+            check(c, a, b, c_in, alpha, beta)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, -2.0])
+def test_k_zero_is_beta_times_c(any_isa, beta):
+    a, b = np.empty((5, 0), F), np.empty((0, 7), F)
+    c_in = np.arange(35, dtype=F).reshape(5, 7)
+    if beta == 0.0:
+        c = run(a, b, 1.0, beta, nan_out=True)
+        np.testing.assert_array_equal(c, np.zeros((5, 7), F))
+    else:
+        c = run(a, b, 1.0, beta, c_in=c_in)
+        np.testing.assert_array_equal(c, beta * c_in)
+
+
+def test_empty_outputs(any_isa):
+    for m, n, k in [(0, 5, 3), (4, 0, 3), (0, 0, 0)]:
+        c = pydrop.matmul(np.ones((m, k), F), np.ones((k, n), F))
+        assert c.shape == (m, n)
+
+
+@pytest.mark.parametrize("ta,tb", TRANS)
+def test_blocking_boundaries(any_isa, ta, tb):
+    """Shapes past one k chunk (kc_max 320-384), one m block (mc 128-144) and, for n,
+    several micro-panels, with beta != 0 so every k chunk's accumulate is checked."""
+    rng = np.random.default_rng(3)
+    for m, n, k in [(300, 70, 700), (145, 33, 321), (13, 130, 1153)]:
+        a, b = operand(rng, m, k, ta, 3), operand(rng, k, n, tb)
+        c_in = rng.standard_normal((m, n)).astype(F)
+        check(run(a, b, 0.5, 2.0, c_in=c_in), a, b, c_in, 0.5, 2.0)
+
+
+def test_huge_b_is_done_in_blocks(any_isa):
+    """op(B) bigger than the packed-B cap (2^21 floats) and wider than NC (4096):
+    several column blocks and k groups."""
+    rng = np.random.default_rng(4)
+    for m, n, k in [(3, 1100, 2100), (2, 4100, 9)]:
+        a, b = operand(rng, m, k, False), operand(rng, k, n, True)
+        c_in = rng.standard_normal((m, n)).astype(F)
+        check(run(a, b, 1.0, 1.0, c_in=c_in), a, b, c_in, 1.0, 1.0)
+
+
+MLP = [  # (m, k, n, trans_a, trans_b): the nine products of the 784-256-256-10 MLP
+    (256, 784, 256, False, False), (256, 256, 256, False, False), (256, 256, 10, False, False),
+    (784, 256, 256, True, False), (256, 256, 256, True, False), (256, 256, 10, True, False),
+    (256, 10, 256, False, True), (256, 256, 256, False, True), (256, 256, 784, False, True),
+]
+
+
+@pytest.mark.parametrize("m,k,n,ta,tb", MLP)
+def test_mlp_products(any_isa, m, k, n, ta, tb):
+    rng = np.random.default_rng(5)
+    a, b = operand(rng, m, k, ta), operand(rng, k, n, tb)
+    check(run(a, b), a, b, None, 1.0, 0.0)
+
+
+THREAD_SHAPES = MLP[:4] + [
+    (67, 300, 65, True, True),  # odd edges on both sides
+    (5, 400, 2000, False, False),  # too few rows: the split goes over columns
+    (1000, 37, 9, False, True),  # narrow n
+    (130, 1153, 70, False, False),  # several k chunks
+]
+
+
+@pytest.mark.parametrize("m,k,n,ta,tb", THREAD_SHAPES)
+def test_bit_identical_for_1_2_4_threads(any_isa, restore_threads, m, k, n, ta, tb):
+    rng = np.random.default_rng(6)
+    a, b = operand(rng, m, k, ta, 1), operand(rng, k, n, tb)
+    c_in = rng.standard_normal((m, n)).astype(F)
+    results = []
+    for threads in (1, 2, 4):
+        pydrop.set_num_threads(threads)
+        results.append(run(a, b, 0.75, 0.5, c_in=c_in).view(np.uint32).copy())
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+    check(results[0].view(F), a, b, c_in, 0.75, 0.5)
+
+
+def test_c_leading_dimensions_direct(any_isa):
+    """lda, ldb, ldc all larger than the logical widths, through the C entry point."""
+    rng = np.random.default_rng(7)
+    m, n, k, lda, ldb, ldc = 19, 23, 29, 40, 31, 50
+    abuf = rng.standard_normal((m, lda)).astype(F)
+    bbuf = rng.standard_normal((k, ldb)).astype(F)
+    cbuf = np.full((m, ldc), np.nan, F)
+    p = lambda x: ffi.cast("float *", x.ctypes.data)  # noqa: E731
+    st = lib.pd_sgemm(0, 0, m, n, k, 1.0, p(abuf), lda, p(bbuf), ldb, 0.0, p(cbuf), ldc)
+    assert st == lib.PD_OK
+    check(cbuf[:, :n], abuf[:, :k], bbuf[:, :n], None, 1.0, 0.0)
+    assert np.isnan(cbuf[:, n:]).all()
+
+
+def _call(ta=0, tb=0, m=4, n=5, k=6, lda=None, ldb=None, ldc=None, a=True, b=True, c=True):
+    buf = np.ones(1024, F)
+    p = ffi.cast("float *", buf.ctypes.data)
+    lda = (m if ta else k) if lda is None else lda
+    ldb = (k if tb else n) if ldb is None else ldb
+    ldc = n if ldc is None else ldc
+    return lib.pd_sgemm(ta, tb, m, n, k, 1.0, p if a else ffi.NULL, lda, p if b else ffi.NULL,
+                        ldb, 0.0, p if c else ffi.NULL, ldc)
+
+
+BAD_ARGS = {
+    "m < 0": dict(m=-1),
+    "n < 0": dict(n=-1),
+    "k < 0": dict(k=-1),
+    "trans_a = 2": dict(ta=2),
+    "trans_b = -1": dict(tb=-1),
+    "lda < k": dict(lda=5),
+    "lda < m (trans_a)": dict(ta=1, lda=3),
+    "ldb < n": dict(ldb=4),
+    "ldb < k (trans_b)": dict(tb=1, ldb=5),
+    "ldc < n": dict(ldc=4),
+    "a NULL": dict(a=False),
+    "b NULL": dict(b=False),
+    "c NULL": dict(c=False),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_ARGS))
+def test_bad_arguments_return_err_arg(name):
+    assert _call() == lib.PD_OK
+    assert _call(**BAD_ARGS[name]) == lib.PD_ERR_ARG
+
+
+def test_null_allowed_when_nothing_is_read():
+    # m == 0: nothing to write; k == 0: A and B are not read.
+    assert _call(m=0, a=False, c=False, lda=6) == lib.PD_OK
+    assert _call(k=0, a=False, b=False) == lib.PD_OK
