@@ -45,10 +45,5 @@ emulate:
 wheel:
 	PYTHON=$(PYTHON) bash wheels/build.sh
 
-# The prebuilt abi3 manylinux wheel and the sdist in wheels/ (rerun after the last
-# source change, then commit wheels/; CI fails while they are stale).
-wheel:
-	PYTHON=$(PYTHON) bash wheels/build.sh
-
 clean:
 	rm -rf build dist pydrop/_native*.so pydrop/_native.c *.egg-info
