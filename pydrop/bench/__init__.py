@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batches",
         type=int,
         default=None,
-        help="limit training batches per epoch (default all; 20 with --quick)",
+        help="limit training batches per epoch (default all; 10 with --quick)",
     )
     p.add_argument(
         "--data-dir",
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-time",
         type=float,
         default=None,
-        help="seconds per repeat, at least (default 0.05; 0.01 quick)",
+        help="seconds per repeat, at least (default 0.05; 0.005 quick)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for data order and weights")
     p.add_argument(
@@ -165,11 +165,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     threads = args.threads or sorted({1, usable_cpus()})
     timing = {
         "repeats": args.repeats or (3 if quick else 7),
-        "min_time": args.min_time or (0.01 if quick else 0.05),
+        "min_time": args.min_time or (0.005 if quick else 0.05),
         "warmup": 1,
     }
     epochs = args.epochs or (1 if quick else 10)
-    batches = args.batches or (20 if quick else None)
+    batches = args.batches or (10 if quick else None)
     download = args.download if args.download is not None else not quick
     default_isa, isa_plan = _pydrop_isas(args.isa)
     torch_found = importlib.util.find_spec("torch") is not None
@@ -204,24 +204,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     t_start = time.perf_counter()
     with tempdir() as tmp:
         work = Path(tmp)
-        if args.only in (None, "kernels"):
-            print("kernels:", file=log)
-            cases = K.kernel_cases(quick)
-            for n in threads:
-                specs = [
-                    {"task": "kernels", "lib": "pydrop", "isa": isa, "threads": n}
-                    for isa in ISAS
-                    if isa_plan[isa] == "run"
-                ]
-                specs.append({"task": "kernels", "lib": "numpy", "threads": n})
-                if torch_state == "run":
-                    specs.append({"task": "kernels", "lib": "torch", "threads": n})
-                for spec in specs:
-                    spec.update(cases=cases, timing=timing)
-                    res = run_worker(spec, work, log)
-                    report["workers"].append(res)
-        if args.only in (None, "e2e"):
-            print("end to end:", file=log)
+        do_kernels = args.only in (None, "kernels")
+        do_e2e = args.only in (None, "e2e")
+        e2e_spec = None
+        if do_e2e:
             max_train = batches * RECIPE["batch_size"] if batches else None
             data = prepare_e2e_data(
                 work,
@@ -232,23 +218,51 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 sigma=RECIPE["init_sigma"],
                 layers=RECIPE["layers"],
             )
+            print(f"data: {data['source']}", file=log)
             report["config"]["data"] = {k: v for k, v in data.items() if k != "dir"}
-            e2e_spec = {
-                "data_dir": data["dir"],
-                "epochs": epochs,
-                "max_batches": batches,
-                "seed": args.seed,
-            }
-            libs = [("pydrop", None), ("numpy", None)]
+            e2e_spec = {"data_dir": data["dir"], "epochs": epochs, "seed": args.seed}
+        # --quick runs a library's kernels and its training run in one process (each
+        # library import is paid once); full runs keep them apart, so that an epoch's
+        # peak RSS is the training run's alone.
+        merge = quick and do_kernels and do_e2e
+        libs: list[tuple[str, str | None]] = [
+            ("pydrop", isa) for isa in ISAS if isa_plan[isa] == "run"
+        ]
+        libs.append(("numpy", None))
+        if torch_state == "run":
+            libs.append(("torch", None))
+        specs: list[dict[str, Any]] = []
+        for n in threads:
+            for lib, isa in libs:
+                if not do_kernels:
+                    break
+                both = merge and (lib != "pydrop" or isa == default_isa)
+                specs.append(
+                    {"task": "both" if both else "kernels", "lib": lib, "isa": isa, "threads": n}
+                )
+        if do_e2e and not merge:
+            e2e_libs: list[tuple[str, str | None]] = [("pydrop", None), ("numpy", None)]
             if torch_state == "run":
-                libs.append(("torch", None))
-            if not quick:  # the same recipe hand-written on pydrop's ops, for reference
-                libs.append(("pydrop", "pydrop-ops"))
+                e2e_libs.append(("torch", None))
+            if not quick:  # the recipe hand-written on pydrop's ops, for reference
+                e2e_libs.append(("pydrop", "pydrop-ops"))
             for n in threads:
-                for lib, impl in libs:
-                    spec = {"task": "e2e", "lib": lib, "impl": impl, "threads": n, "e2e": e2e_spec}
-                    res = run_worker(spec, work, log)
-                    report["workers"].append(res)
+                for lib, impl in e2e_libs:
+                    specs.append({"task": "e2e", "lib": lib, "impl": impl, "threads": n})
+        if do_kernels:
+            cases = K.kernel_cases(quick)
+        for spec in specs:
+            if spec["task"] in ("kernels", "both"):
+                spec.update(cases=cases, timing=timing)
+            if spec["task"] in ("e2e", "both"):
+                spec["e2e"] = e2e_spec
+            res = run_worker(spec, work, log)
+            report["workers"].append(res)
+        if merge:
+            report["notes"].append(
+                "Quick mode: each library's training run shares its process with its kernel "
+                "runs, so its peak RSS includes them."
+            )
     report["total_s"] = time.perf_counter() - t_start
     torch_workers = [w for w in report["workers"] if w["lib"] == "torch"]
     if torch_workers and all(w["status"] == "not installed" for w in torch_workers):

@@ -54,7 +54,7 @@ def _kernel_rows(
 ) -> list[dict[str, Any]]:
     rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     order: list[tuple[Any, ...]] = []
-    kernel_workers = [w for w in workers if w.get("task") == "kernels"]
+    kernel_workers = [w for w in workers if w.get("task") in ("kernels", "both")]
     for w in kernel_workers:
         for rec in w.get("records", []):
             k = (*_key(rec), w["threads"])
@@ -149,13 +149,13 @@ def _stats(xs: list[float]) -> dict[str, float] | None:
 
 def _e2e_rows(workers: list[dict[str, Any]], torch_state: str) -> list[dict[str, Any]]:
     rows = []
-    e2e_workers = [w for w in workers if w.get("task") == "e2e"]
+    e2e_workers = [w for w in workers if w.get("task") in ("e2e", "both")]
     if torch_state != "run" and e2e_workers and not any(w["lib"] == "torch" for w in e2e_workers):
         for n in sorted({w["threads"] for w in e2e_workers}):
             e2e_workers.append({"task": "e2e", "lib": "torch", "threads": n, "status": torch_state})
         workers = e2e_workers
     for w in workers:
-        if w.get("task") != "e2e":
+        if w.get("task") not in ("e2e", "both"):
             continue
         lib = w.get("impl") or w["lib"]
         row: dict[str, Any] = {"lib": lib, "threads": w["threads"], "status": w["status"]}
@@ -418,12 +418,17 @@ def _kernel_table(
 def _headline_md(report: dict[str, Any]) -> list[str]:
     h = report["headline"]
     L = ["## Headline", ""]
+    no_torch = report["torch"] if report["torch"] != "run" else None
+
+    def vs_torch(x: float | None, what: str = "PyTorch") -> str:
+        return f"PyTorch {no_torch}" if no_torch else f"{_fmt_ratio(x)} {what}"
+
     for d in h["dropout"]:
         L.append(
             f"- dropout {d['op']} {d['case']}, {d['threads']} thread(s), {d['isa']}: "
             f"{_fmt_ratio(d['vs_numpy_tutorial'])} the tutorial's NumPy, "
             f"{_fmt_ratio(d['vs_numpy_best'])} best-effort NumPy, "
-            f"{_fmt_ratio(d['vs_torch'])} PyTorch"
+            f"{vs_torch(d['vs_torch'])}"
         )
     for g in h["gemm"]:
 
@@ -437,8 +442,9 @@ def _headline_md(report: dict[str, Any]) -> list[str]:
             extra = f"; {g['gflops_256x784x256']:.0f} GFLOP/s on 256x784x256"
         L.append(
             f"- GEMM, {g['threads']} thread(s), {g['isa']}, the {g['products']} MLP "
-            f"products: {rng(g['vs_openblas'])} OpenBLAS (NumPy), {rng(g['vs_mkl'])} MKL "
-            f"(PyTorch){extra}"
+            f"products: {rng(g['vs_openblas'])} OpenBLAS (NumPy), "
+            f"{f'PyTorch (MKL) {no_torch}' if no_torch else rng(g['vs_mkl']) + ' MKL (PyTorch)'}"
+            f"{extra}"
         )
     for e in h["epoch"]:
         L.append(

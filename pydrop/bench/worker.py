@@ -112,9 +112,9 @@ def main(argv: list[str]) -> int:
             result["isa"] = _active_isa()
             if spec.get("isa") and result["isa"] != spec["isa"]:
                 raise RuntimeError(f"asked for ISA {spec['isa']}, running {result['isa']}")
-        if spec["task"] == "kernels":
+        if spec["task"] in ("kernels", "both"):
             result["records"] = run_kernels(spec)
-        else:
+        if spec["task"] in ("e2e", "both"):
             from .e2e import run_e2e
 
             result["e2e"] = run_e2e(lib, spec)
