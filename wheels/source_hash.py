@@ -17,6 +17,7 @@ Usage:
   python wheels/source_hash.py --files          print "sha256  path" per file
   python wheels/source_hash.py --check MANIFEST exit 1 (and say what changed)
                                                 when MANIFEST's hash is stale
+  --root DIR                                    hash DIR instead of this checkout
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def source_files(root: Path = ROOT) -> list[str]:
 
 
 def file_hashes(root: Path = ROOT) -> dict[str, str]:
-    return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in source_files(root)}
+    return {
+        rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in source_files(root)
+    }
 
 
 def combined_hash(hashes: dict[str, str]) -> str:
@@ -60,19 +63,21 @@ def source_hash(root: Path = ROOT) -> str:
     return combined_hash(file_hashes(root))
 
 
-def check(manifest_path: Path) -> int:
+def check(manifest_path: Path, root: Path = ROOT) -> int:
     if not manifest_path.is_file():
         print(f"{manifest_path}: missing; run `make wheel` to build and commit the wheel")
         return 1
     manifest = json.loads(manifest_path.read_text())
     recorded = manifest["source_hash"]
-    current_files = file_hashes()
+    current_files = file_hashes(root)
     current = combined_hash(current_files)
     if current == recorded:
         print(f"prebuilt wheel is current: source hash {current}")
         return 0
     old_files: dict[str, str] = manifest.get("source_files", {})
-    changed = sorted(p for p in current_files.keys() & old_files.keys() if current_files[p] != old_files[p])
+    changed = sorted(
+        p for p in current_files.keys() & old_files.keys() if current_files[p] != old_files[p]
+    )
     added = sorted(current_files.keys() - old_files.keys())
     removed = sorted(old_files.keys() - current_files.keys())
     print("STALE WHEEL: the sources changed since the wheel in wheels/ was built.")
@@ -86,17 +91,20 @@ def check(manifest_path: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--files", action="store_true", help="list the hashed files with their sha256")
     ap.add_argument("--check", type=Path, metavar="MANIFEST", help="compare with a manifest.json")
+    ap.add_argument("--root", type=Path, default=ROOT, help="source tree (default: this checkout)")
     args = ap.parse_args(argv)
     if args.check is not None:
-        return check(args.check)
+        return check(args.check, args.root)
     if args.files:
-        for rel, h in file_hashes().items():
+        for rel, h in file_hashes(args.root).items():
             print(f"{h}  {rel}")
         return 0
-    print(source_hash())
+    print(source_hash(args.root))
     return 0
 
 
