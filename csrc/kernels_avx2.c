@@ -1,5 +1,5 @@
-/* AVX2+FMA kernels. Philox runs on 8 counters at once (one block per 32-bit lane),
- * so one iteration yields 8 mask bytes = 64 elements. */
+/* AVX2+FMA kernels. Philox runs on 8 counters at once (one block per 32-bit lane
+ * of the merged result), so one iteration yields 8 mask bytes = 64 elements. */
 #include "internal.h"
 
 #if PD_X86
@@ -8,60 +8,78 @@
 #include "ref.h"
 #include "simd.h"
 
-/* hi:lo = a * m for each unsigned 32-bit lane. */
-PD_TARGET_AVX2 static inline void mul_hilo(__m256i a, __m256i m, __m256i *hi, __m256i *lo) {
-    /* _mm256_mul_epu32 multiplies the even lanes; shift the odd ones down for a second product. */
-    __m256i even = _mm256_mul_epu32(a, m);
-    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
-    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
-    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+/* Philox on 8 consecutive blocks, split by parity: `e` holds blocks 0, 2, 4, 6 and
+ * `o` blocks 1, 3, 5, 7, each in the even 32-bit slots. _mm256_mul_epu32 reads only
+ * even slots and returns the full 64-bit product, so a round needs no lane shuffles:
+ * hi is one 64-bit shift away and lo is already in place. Odd slots carry junk that
+ * no result reads (the mask and stream code below take even slots only). */
+typedef struct {
+    __m256i k0[10], k1[10]; /* the key schedule, broadcast */
+} round_keys;
+
+PD_TARGET_AVX2 static inline void round_keys_init(round_keys *rk, const uint32_t key[2]) {
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int r = 0; r < 10; r++) {
+        rk->k0[r] = _mm256_set1_epi32((int)k0);
+        rk->k1[r] = _mm256_set1_epi32((int)k1);
+        k0 += PD_PHILOX_W0;
+        k1 += PD_PHILOX_W1;
+    }
 }
 
-/* Independent Philox groups interleaved per iteration: one group is latency-bound
- * (multiply -> blend -> xor chains), two keep the multiply ports busy. */
+/* Interleaved groups of 8 blocks per call: one group's rounds are a latency chain
+ * (multiply -> shift -> xor); two give the out-of-order core independent work. */
 #define GROUPS 2
-#define STEP_BLOCKS (8 * GROUPS)
 
-/* Philox4x32-10 on GROUPS x 8 counters: block first + 8g + lane; c1..c3 shared. */
-PD_TARGET_AVX2 static inline void philox8(__m256i c[GROUPS][4], uint64_t first, uint32_t stream,
-                                          uint64_t step, uint32_t k0, uint32_t k1) {
+PD_TARGET_AVX2 static inline void philox8(__m256i e[GROUPS][4], __m256i o[GROUPS][4],
+                                          uint32_t first, uint32_t stream, uint64_t step,
+                                          const round_keys *rk) {
     const __m256i m0 = _mm256_set1_epi32((int)PD_PHILOX_M0);
     const __m256i m1 = _mm256_set1_epi32((int)PD_PHILOX_M1);
     for (int g = 0; g < GROUPS; g++) {
-        c[g][0] = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)(first + 8 * (uint64_t)g)),
-                                   _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        c[g][1] = _mm256_set1_epi32((int)stream);
-        c[g][2] = _mm256_set1_epi32((int)(uint32_t)step);
-        c[g][3] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+        e[g][0] = _mm256_add_epi32(_mm256_set1_epi32((int)(first + 8u * (uint32_t)g)),
+                                   _mm256_setr_epi32(0, 0, 2, 0, 4, 0, 6, 0));
+        o[g][0] = _mm256_add_epi32(e[g][0], _mm256_set1_epi32(1));
+        e[g][1] = o[g][1] = _mm256_set1_epi32((int)stream);
+        e[g][2] = o[g][2] = _mm256_set1_epi32((int)(uint32_t)step);
+        e[g][3] = o[g][3] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
     }
+#pragma GCC unroll 10
     for (int r = 0; r < 10; r++) {
-        if (r > 0) {
-            k0 += PD_PHILOX_W0;
-            k1 += PD_PHILOX_W1;
-        }
-        const __m256i kv0 = _mm256_set1_epi32((int)k0), kv1 = _mm256_set1_epi32((int)k1);
         for (int g = 0; g < GROUPS; g++) {
-            __m256i hi0, lo0, hi1, lo1;
-            mul_hilo(c[g][0], m0, &hi0, &lo0);
-            mul_hilo(c[g][2], m1, &hi1, &lo1);
-            c[g][0] = _mm256_xor_si256(_mm256_xor_si256(hi1, c[g][1]), kv0);
-            c[g][2] = _mm256_xor_si256(_mm256_xor_si256(hi0, c[g][3]), kv1);
-            c[g][1] = lo1;
-            c[g][3] = lo0;
+            /* p0 = hi0:lo0 = c0 * M0, p1 = hi1:lo1 = c2 * M1 (per 64-bit slot) */
+            __m256i pe0 = _mm256_mul_epu32(e[g][0], m0), pe1 = _mm256_mul_epu32(e[g][2], m1);
+            __m256i po0 = _mm256_mul_epu32(o[g][0], m0), po1 = _mm256_mul_epu32(o[g][2], m1);
+            /* c0 = hi1 ^ c1 ^ k0;  c1 = lo1;  c2 = hi0 ^ c3 ^ k1;  c3 = lo0 */
+            e[g][0] = _mm256_xor_si256(_mm256_srli_epi64(pe1, 32), _mm256_xor_si256(e[g][1], rk->k0[r]));
+            e[g][2] = _mm256_xor_si256(_mm256_srli_epi64(pe0, 32), _mm256_xor_si256(e[g][3], rk->k1[r]));
+            o[g][0] = _mm256_xor_si256(_mm256_srli_epi64(po1, 32), _mm256_xor_si256(o[g][1], rk->k0[r]));
+            o[g][2] = _mm256_xor_si256(_mm256_srli_epi64(po0, 32), _mm256_xor_si256(o[g][3], rk->k1[r]));
+            e[g][1] = pe1;
+            e[g][3] = pe0;
+            o[g][1] = po1;
+            o[g][3] = po0;
         }
     }
+}
+
+/* Word j of blocks 0..7 in slot order: even slots from e, odd slots from o. */
+PD_TARGET_AVX2 static inline __m256i merge(__m256i e, __m256i o) {
+    return _mm256_blend_epi32(e, _mm256_slli_epi64(o, 32), 0xAA);
 }
 
 PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
                                        uint64_t first, int64_t n, uint32_t *out) {
+    round_keys rk;
+    round_keys_init(&rk, key);
     int64_t b = 0;
-    for (; b + STEP_BLOCKS <= n; b += STEP_BLOCKS) {
-        __m256i c[GROUPS][4];
-        philox8(c, first + (uint64_t)b, stream, step, key[0], key[1]);
+    for (; b + 8 * GROUPS <= n; b += 8 * GROUPS) {
+        __m256i e[GROUPS][4], o[GROUPS][4];
+        philox8(e, o, (uint32_t)(first + (uint64_t)b), stream, step, &rk);
         for (int g = 0; g < GROUPS; g++) {
             uint32_t w[4][8];
             for (int j = 0; j < 4; j++) {
-                _mm256_storeu_si256((__m256i *)w[j], c[g][j]);
+                _mm256_storeu_si256((__m256i *)w[j], merge(e[g][j], o[g][j]));
             }
             for (int l = 0; l < 8; l++) {
                 for (int j = 0; j < 4; j++) {
@@ -75,6 +93,8 @@ PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, u
 
 PD_TARGET_AVX2 static void mask_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
                                      uint64_t first, int64_t n, uint32_t t, uint8_t *mask) {
+    round_keys rk;
+    round_keys_init(&rk, key);
     /* Compare all 16-bit values at once: u >= t <=> max_epu16(u, t) == u (t < 2^16 here). */
     const __m256i tv = _mm256_set1_epi16((short)t);
     /* Byte 0 of each 32-bit lane, gathered to the low 4 bytes of each 128-bit half. */
@@ -82,18 +102,21 @@ PD_TARGET_AVX2 static void mask_avx2(const uint32_t key[2], uint32_t stream, uin
                                             -1, -1, 0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1,
                                             -1, -1, -1, -1);
     int64_t b = 0;
-    for (; b + STEP_BLOCKS <= n; b += STEP_BLOCKS) {
-        __m256i c[GROUPS][4];
-        philox8(c, first + (uint64_t)b, stream, step, key[0], key[1]);
+    for (; b + 8 * GROUPS <= n; b += 8 * GROUPS) {
+        __m256i e[GROUPS][4], o[GROUPS][4];
+        philox8(e, o, (uint32_t)(first + (uint64_t)b), stream, step, &rk);
         for (int g = 0; g < GROUPS; g++) {
-            __m256i acc = _mm256_setzero_si256();
+            __m256i acc_e = _mm256_setzero_si256(), acc_o = _mm256_setzero_si256();
             for (int j = 0; j < 4; j++) {
-                /* Low 16-bit half of word j -> bit 2j, high half -> bit 2j+1, both
-                 * placed in their own 16-bit half and folded together below. */
-                const __m256i bit = _mm256_set1_epi32((int)((1u << (2 * j)) | (2u << (2 * j + 16))));
-                __m256i keep = _mm256_cmpeq_epi16(_mm256_max_epu16(c[g][j], tv), c[g][j]);
-                acc = _mm256_or_si256(acc, _mm256_and_si256(keep, bit));
+                /* Low 16-bit half of word j -> bit 2j, high half -> bit 2j+1, each in its
+                 * own half of the (even) slot; the odd, junk slots get no bits. */
+                const __m256i bit = _mm256_set1_epi64x((1 << (2 * j)) | (2 << (2 * j + 16)));
+                __m256i ke = _mm256_cmpeq_epi16(_mm256_max_epu16(e[g][j], tv), e[g][j]);
+                __m256i ko = _mm256_cmpeq_epi16(_mm256_max_epu16(o[g][j], tv), o[g][j]);
+                acc_e = _mm256_or_si256(acc_e, _mm256_and_si256(ke, bit));
+                acc_o = _mm256_or_si256(acc_o, _mm256_and_si256(ko, bit));
             }
+            __m256i acc = _mm256_or_si256(acc_e, _mm256_slli_epi64(acc_o, 32));
             acc = _mm256_or_si256(acc, _mm256_srli_epi32(acc, 16));
             __m256i bytes = _mm256_shuffle_epi8(acc, gather);
             uint32_t lo4 = (uint32_t)_mm256_cvtsi256_si32(bytes);
