@@ -72,6 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--plot", metavar="FILE", default=None, help="write learning curves (PNG)")
     t.add_argument("--save", metavar="FILE", default=None, help="save a checkpoint (.npz)")
     t.add_argument("--resume", metavar="FILE", default=None, help="resume from a checkpoint")
+    t.add_argument(
+        "--mc-samples",
+        type=int,
+        default=0,
+        metavar="T",
+        help="also report MC-dropout test accuracy averaging T dropout passes",
+    )
 
     c = sub.add_parser("compare", help="dropout vs plain MLP; writes the gap figure")
     c.add_argument(
@@ -173,6 +180,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print()
     print("final (test_acc and val_loss on the 10,000 t10k images; gap = val_loss - train_loss)")
     print(_table([(args.model, history)]))
+    mc = _mc_dropout(trainer, data, args.mc_samples) if args.mc_samples else None
     if args.save:
         trainer.save_checkpoint(args.save)
         print(f"wrote {args.save}")
@@ -191,9 +199,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "batch_size": args.batch_size,
                 "info": _ops.info(),
                 "history": history.to_dict(),
+                "mc_dropout": mc,
             },
         )
     return 0
+
+
+def _mc_dropout(trainer: Trainer, data: FashionMNIST, samples: int) -> dict[str, float]:
+    """Test accuracy of the mean of ``samples`` dropout-on predictions (MC dropout)."""
+    assert trainer.model is not None
+    mean, std = trainer.model.predict(data.X_val, mc_samples=samples)
+    acc = float(np.mean(mean.argmax(axis=1) == data.y_val))
+    spread = float(np.mean(std.max(axis=1)))
+    print(f"MC dropout, {samples} samples: test_acc {acc:.4f}, mean max-class std {spread:.4f}")
+    return {"samples": samples, "test_acc": acc, "mean_max_std": spread}
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:

@@ -84,7 +84,9 @@ class Classifier(nn.Module):
         ensemble of thinned networks); returns ``(mean, std)`` of the T softmax
         outputs, each (n, num_outputs). Sample t uses dropout step t on streams
         offset by 2^31, so predictions are reproducible and never touch the
-        training masks or step counters. The model's mode is restored afterwards.
+        training masks or step counters. (DropoutMLPScratch has no such layers: its
+        dropout_layer calls draw from, and advance, pydrop's default generator.)
+        The model's mode is restored afterwards.
         """
         X = nn._as_input(X)
         was_training = self.training

@@ -116,6 +116,10 @@ def test_no_dropout_and_compare(tmp_path, capsys):
     assert cli.main(["train", "--no-dropout", *small, "--json", str(js)]) == 0
     hp = json.loads(js.read_text())["hparams"]
     assert hp["dropout_1"] == hp["dropout_2"] == 0.0
+    assert cli.main(["train", *small, "--mc-samples", "3", "--json", str(js)]) == 0
+    mc = json.loads(js.read_text())["mc_dropout"]
+    assert mc["samples"] == 3 and 0.0 < mc["test_acc"] <= 1.0 and mc["mean_max_std"] > 0
+    assert "MC dropout, 3 samples" in capsys.readouterr().out
     if not _has_matplotlib():
         pytest.skip("compare writes a figure: needs matplotlib")
     gap = tmp_path / "gap.png"
