@@ -251,7 +251,7 @@ class Dense(Module):
         self.bias: Parameter | None = None
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
-        self._ones: dict[int, np.ndarray] = {}
+        self._db: np.ndarray | None = None
         if self.in_units is not None:
             self.initialize(self.in_units)
 
@@ -301,12 +301,14 @@ class Dense(Module):
         if self.activation == "relu":
             dZ = self._rows("dz", n, self.units)
             relu_backward(dY, self._y, out=dZ)
-        # dW += X^T dZ and db += 1^T dZ, both on the GEMM kernel, no copies.
+        # dW += X^T dZ on the GEMM kernel, reading X transposed in place (no copy).
         matmul(self._x.T, dZ, out=self.weight.grad, beta=1.0)
-        ones = self._ones.get(n)
-        if ones is None:
-            ones = self._ones[n] = np.ones((1, n), dtype=np.float32)
-        matmul(ones, dZ, out=self.bias.grad.reshape(1, -1), beta=1.0)
+        # db += column sums of dZ. NumPy's pairwise reduction into a units-sized buffer
+        # is ~5x faster here than a 1 x n GEMM against a vector of ones.
+        if self._db is None or self._db.shape[0] != self.units:
+            self._db = np.empty(self.units, dtype=np.float32)
+        np.add.reduce(dZ, axis=0, out=self._db)
+        np.add(self.bias.grad, self._db, out=self.bias.grad)
         if not self.input_grad:
             return None
         dX = self._rows("dx", n, self.weight.data.shape[0])
