@@ -84,6 +84,11 @@ class Module:
         self.input_grad = True  # False: backward may skip computing dX (first layer)
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if "_params" not in self.__dict__:
+            raise AttributeError(
+                f"cannot set {name!r} before Module.__init__(); help: call "
+                "super().__init__() first in your __init__"
+            )
         if isinstance(value, Module):
             self._modules[name] = value
         elif isinstance(value, Parameter) or name in self._params:
