@@ -21,7 +21,7 @@ bench: build
 # Copy the sources to build/<name>, build there with extra flags, run the tests there.
 define instrumented_copy
 	rm -rf build/$(1) && mkdir -p build/$(1)
-	cp -r csrc pydrop tests build_ffi.py setup.py pyproject.toml README.md LICENSE build/$(1)/
+	cp -r csrc pydrop tests examples build_ffi.py setup.py pyproject.toml README.md LICENSE build/$(1)/
 	rm -f build/$(1)/pydrop/*.so
 	cd build/$(1) && $(2) $(PYTHON) setup.py -q build_ext --inplace
 endef
