@@ -115,6 +115,12 @@ manifest = {
 Path("wheels/manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 EOF
 cat wheels/SHA256SUMS
+uncommitted=$(git status --porcelain -- csrc pydrop build_ffi.py setup.py setup.cfg pyproject.toml \
+  MANIFEST.in 2>/dev/null | grep -v '\.so$' || true)
+if [ -n "$uncommitted" ]; then
+  say "NOTE: these sources are not committed; CI hashes a clean clone, so commit them with wheels/:"
+  echo "$uncommitted"
+fi
 if [ "$("$PYTHON" wheels/source_hash.py)" != "$hash_snapshot" ]; then
   say "WARNING: the sources changed while this ran; the wheel is already stale:"
   "$PYTHON" wheels/source_hash.py --check wheels/manifest.json || true
