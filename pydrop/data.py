@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import tempfile
 import urllib.error
 import urllib.request
@@ -283,7 +284,8 @@ class FashionMNIST:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = int(batch_size)
         self.root = resolve_root(root)
-        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        # seed=None: 63 bits of OS entropy, kept in self.seed so a run can be repeated.
+        self.seed = secrets.randbits(63) if seed is None else int(seed)
         self.mirrors = tuple(MIRRORS if mirrors is None else mirrors)
         self.sha256 = dict(SHA256 if sha256 is None else sha256)
         self._ensure_files(download)

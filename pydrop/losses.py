@@ -39,10 +39,11 @@ class SoftmaxCrossEntropy:
 
     def __init__(self) -> None:
         self._cap = -1
+        self._c = -1
         self._n = 0
 
     def _buffers(self, n: int, c: int) -> None:
-        if n > self._cap or self._c != c:
+        if n > self._cap or c != self._c:
             self._P = np.empty((n, c), dtype=np.float32)
             self._m = np.empty((n, 1), dtype=np.float32)
             self._s = np.empty((n, 1), dtype=np.float32)

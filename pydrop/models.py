@@ -35,6 +35,16 @@ class Classifier(nn.Module):
     prediction.
     """
 
+    num_outputs: int
+    num_hiddens_1: int
+    num_hiddens_2: int
+    dropout_1: float
+    dropout_2: float
+    lr: float
+    momentum: float
+    weight_decay: float
+    seed: int
+
     def __init__(
         self,
         num_outputs: int,
@@ -121,6 +131,8 @@ class Classifier(nn.Module):
 
 
 class _NetClassifier(Classifier):
+    net: nn.Sequential
+
     def forward(self, X: np.ndarray) -> np.ndarray:
         return self.net.forward(X)
 
@@ -240,10 +252,13 @@ class DropoutMLPScratch(Classifier):
         return out
 
     def backward(self, dY: np.ndarray) -> None:
-        dH2 = self._undo_dropout(self.lin3.backward(dY), self._h2, self.dropout_2, "dh2")
-        dH1 = self._undo_dropout(self.lin2.backward(dH2), self._h1, self.dropout_1, "dh1")
+        dH2 = self.lin3.backward(dY)
+        assert dH2 is not None  # lin3 and lin2 always compute their input gradient
+        dH2 = self._undo_dropout(dH2, self._h2, self.dropout_2, "dh2")
+        dH1 = self.lin2.backward(dH2)
+        assert dH1 is not None
+        dH1 = self._undo_dropout(dH1, self._h1, self.dropout_1, "dh1")
         self.lin1.backward(dH1)
-        return None
 
 
 MODELS: dict[str, type[Classifier]] = {

@@ -76,6 +76,10 @@ class Parameter:
 class Module:
     """Base class: forward/backward, parameters, train/eval, state dicts."""
 
+    _params: dict[str, Parameter | None]
+    _modules: dict[str, Module]
+    _bufs: dict[str, np.ndarray]
+
     def __init__(self) -> None:
         object.__setattr__(self, "_params", {})
         object.__setattr__(self, "_modules", {})

@@ -40,8 +40,12 @@ class SGD:
         if momentum >= 1:
             raise ValueError(f"momentum must be < 1, got {momentum!r}")
         self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
-        self._module = params if isinstance(params, Module) else None
-        self._params: list[Parameter] | None = None if self._module else list(params)
+        self._module: Module | None = None
+        self._params: list[Parameter] | None = None
+        if isinstance(params, Module):
+            self._module = params
+        else:
+            self._params = list(params)
         self._velocity: list[np.ndarray] = []
         self._tmp: list[np.ndarray] = []
         self.steps = 0
