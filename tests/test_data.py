@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from idx_files import NAMES, fake_split, idx_bytes, real_data_root, write_fake_dataset
 
 from pydrop.data import SHA256, DataLoader, FashionMNIST, download_file, resolve_root
@@ -253,3 +255,25 @@ def test_real_data():
     assert abs(float(data.X_train.mean(dtype=np.float64)) - 0.2860405969887955) < 1e-6
     assert np.bincount(data.y_train).tolist() == [6000] * 10
     assert set(SHA256) <= {p.name for p in root.iterdir()}
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    n=st.integers(0, 70),
+    batch=st.integers(1, 80),
+    seed=st.integers(0, 2**63 - 1),
+    reuse=st.booleans(),
+)
+def test_loader_partitions_every_epoch(n, batch, seed, reuse):
+    X = np.arange(n * 3, dtype=np.float32).reshape(n, 3)
+    y = np.arange(n, dtype=np.int64)
+    loader = DataLoader(X, y, batch, shuffle=True, seed=seed, reuse_buffers=reuse)
+    assert len(loader) == -(-n // batch)
+    for epoch in range(2):
+        got = [(Xb.copy(), yb.copy()) for Xb, yb in loader]
+        assert len(got) == len(loader) and all(len(yb) <= batch for _, yb in got)
+        ys = np.concatenate([yb for _, yb in got]) if got else np.zeros(0, np.int64)
+        np.testing.assert_array_equal(np.sort(ys), y)  # every example exactly once
+        np.testing.assert_array_equal(ys, loader.order(epoch))
+        for Xb, yb in got:  # rows travel with their labels
+            np.testing.assert_array_equal(Xb[:, 0], yb * 3)

@@ -16,6 +16,8 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import pydrop
 from pydrop import nn
@@ -422,3 +424,51 @@ def test_training_step_allocates_no_batch_sized_arrays():
         tracemalloc.stop()
     # One (256, 256) float32 activation is 256 KiB; the packed masks are 8 KiB each.
     assert peak < 64 * 1024, f"a training step allocated {peak} bytes"
+
+
+# -- properties (Hypothesis) ------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    c=st.integers(2, 12),
+    scale=st.sampled_from([1e-3, 1.0, 30.0, 1e4]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_loss_properties(n, c, scale, seed):
+    rng = np.random.default_rng(seed)
+    logits = _rand(rng, n, c, scale=scale)
+    y = rng.integers(0, c, n)
+    loss = SoftmaxCrossEntropy()
+    value = loss.forward(logits, y)
+    g = loss.backward()
+    assert np.isfinite(value) and value >= 0.0
+    assert np.isfinite(g).all()
+    np.testing.assert_allclose(g.sum(axis=1), 0.0, atol=1e-6)  # softmax - onehot sums to 0
+    assert (g[np.arange(n), y] <= 0).all()
+    # Shifting every logit of a row leaves the loss unchanged (up to rounding).
+    shifted = loss.forward(logits + np.float32(7.0), y)
+    assert shifted == pytest.approx(value, rel=1e-4, abs=1e-4 * max(1.0, scale / 1e3))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 64),
+    d=st.integers(1, 40),
+    units=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_dense_matches_numpy_for_any_shape(n, d, units, seed):
+    rng = np.random.default_rng(seed)
+    X = _rand(rng, n, d)
+    layer = nn.Dense(units, activation="relu", seed=seed)
+    Y = layer.forward(X)
+    ref = np.maximum(X.astype(np.float64) @ layer.weight.data + layer.bias.data, 0)
+    np.testing.assert_allclose(Y, ref, rtol=1e-5, atol=1e-5 * np.sqrt(d))
+    dY = _rand(rng, n, units)
+    layer.zero_grad()
+    dX = layer.backward(dY)
+    dz = np.where(ref > 0, dY, 0.0)
+    np.testing.assert_allclose(dX, dz @ layer.weight.data.T.astype(np.float64), atol=1e-4)
+    np.testing.assert_allclose(layer.weight.grad, X.T.astype(np.float64) @ dz, atol=1e-4)
