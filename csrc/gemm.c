@@ -8,8 +8,8 @@
  * Every output element is C = alpha * (sum over chunk 0) + beta * C, then
  * C = alpha * (sum over chunk c) + C for c = 1, 2, ...; the k chunks depend only on
  * k and the ISA, and each tile is computed by the same kernel whichever task owns
- * it, so results are bit-identical for any thread count. Edge tiles go through a
- * scratch tile (packing already zero-padded A and B), never a scalar loop.
+ * it, so results are bit-identical for any thread count. Edge tiles use the same
+ * kernel with masked C loads/stores (packing already zero-padded A and B).
  */
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -40,6 +40,8 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
 #define PD_GEMM_NC_MAX 4096
 /* Below this many flops per extra task, threading costs more than it saves. */
 #define PD_GEMM_FLOPS_PER_TASK ((int64_t)3 << 20)
+/* Read op(A) unpacked when C has at most this many NR-wide column panels. */
+#define PD_GEMM_DIRECT_NPAN 1
 /* Slack after packed buffers: packers may store a full vector past a short panel row. */
 #define PD_GEMM_SLACK 64
 
@@ -74,6 +76,7 @@ typedef struct gemm_job {
     int64_t npan;    /* NR panels in [j0, j1) */
     float *bbuf;     /* packed B for the block */
     int32_t tm, tn;  /* task grid: tm row groups x tn column groups */
+    int direct_a;    /* kernel reads op(A) in place (but the ragged last panel) */
     _Atomic int64_t next_unit;
     _Atomic int64_t done_units;
     int64_t n_units;
@@ -97,30 +100,6 @@ static void pack_b_unit(gemm_job *j, int64_t u) {
     /* X(jj, p) = op(B)(pc + p, col + jj) */
     j->g->pack(j->b + pc * j->rsb + col * j->csb, j->csb, j->rsb, imin(nr, j->j1 - col), kc,
                (int32_t)nr, bpanel(j, pc, kc, q));
-}
-
-static void tile_edge(const pd_gemm_isa *g, int64_t kc, const float *ap, const float *bp,
-                      float *c, int64_t ldc, int64_t rows, int64_t cols, float alpha, float beta) {
-    _Alignas(64) float tmp[PD_GEMM_MAX_MR * PD_GEMM_MAX_NR];
-    const int64_t nr = g->nr;
-    if (beta != 0.0f) {
-        for (int64_t i = 0; i < rows; i++) {
-            memcpy(tmp + i * nr, c + i * ldc, (size_t)cols * sizeof(float));
-        }
-    }
-    /* Rows/columns past the edge hold uninitialised scratch when beta != 0; the
-     * kernel's result there is discarded, so zero them to keep it well defined. */
-    if (beta != 0.0f) {
-        for (int64_t i = 0; i < g->mr; i++) {
-            for (int64_t jj = (i < rows ? cols : 0); jj < nr; jj++) {
-                tmp[i * nr + jj] = 0.0f;
-            }
-        }
-    }
-    g->ukr(kc, ap, bp, tmp, nr, alpha, beta);
-    for (int64_t i = 0; i < rows; i++) {
-        memcpy(c + i * ldc, tmp + i * nr, (size_t)cols * sizeof(float));
-    }
 }
 
 static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
@@ -160,25 +139,35 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
         atomic_store(&j->status, PD_ERR_NOMEM);
         return;
     }
+    const int64_t full_pan = j->m / mr; /* panels with all mr rows inside A */
     for (int64_t pc = j->p0; pc < j->p1; pc += j->kc_base) {
         int64_t kc = imin(j->kc_base, j->p1 - pc);
         float beta = pc == 0 ? j->beta : 1.0f;
         for (int64_t ip = mp0; ip < mp1; ip += mc_pan) {
             int64_t ip1 = imin(ip + mc_pan, mp1);
             int64_t row0 = ip * mr, rows = imin(ip1 * mr, j->m) - row0;
-            g->pack(j->a + row0 * j->rsa + pc * j->csa, j->rsa, j->csa, rows, kc, (int32_t)mr,
-                    abuf);
+            const float *a0 = j->a + row0 * j->rsa + pc * j->csa;
+            if (!j->direct_a) {
+                g->pack(a0, j->rsa, j->csa, rows, kc, (int32_t)mr, abuf);
+            } else if (ip1 > full_pan) {
+                /* direct A: only the ragged last panel is packed (zero rows past m) */
+                int64_t r0 = (ip1 - 1) * mr;
+                g->pack(j->a + r0 * j->rsa + pc * j->csa, j->rsa, j->csa, j->m - r0, kc,
+                        (int32_t)mr, abuf);
+            }
             for (int64_t q = np0; q < np1; q++) {
                 const float *bp = bpanel(j, pc, kc, q);
                 int64_t col = j->j0 + q * nr, cols = imin(nr, j->j1 - col);
                 for (int64_t r = ip; r < ip1; r++) {
-                    const float *ap = abuf + (r - ip) * mr * kc;
                     int64_t row = r * mr, nrow = imin(mr, j->m - row);
                     float *cp = j->c + row * j->ldc + col;
-                    if (nrow == mr && cols == nr) {
-                        g->ukr(kc, ap, bp, cp, j->ldc, j->alpha, beta);
+                    if (j->direct_a && r < full_pan) {
+                        g->ukr(kc, a0 + (r - ip) * mr * j->rsa, j->rsa, j->csa, bp, cp, j->ldc,
+                               j->alpha, beta, (int32_t)nrow, (int32_t)cols);
                     } else {
-                        tile_edge(g, kc, ap, bp, cp, j->ldc, nrow, cols, j->alpha, beta);
+                        const float *ap = j->direct_a ? abuf : abuf + (r - ip) * mr * kc;
+                        g->ukr(kc, ap, 1, mr, bp, cp, j->ldc, j->alpha, beta, (int32_t)nrow,
+                               (int32_t)cols);
                     }
                 }
             }
@@ -252,6 +241,10 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
     j.kc_base = ((k + n_chunks - 1) / n_chunks + 7) & ~(int64_t)7;
 
     int64_t n_pad = (n + nr - 1) / nr * nr;
+    /* With at most DIRECT_NPAN column panels each A panel would be used once or twice,
+     * so packing it costs more than it saves: the kernel reads op(A) in place. A
+     * function of the shape only (and the arithmetic is the same either way). */
+    j.direct_a = n_pad <= PD_GEMM_DIRECT_NPAN * nr;
     int64_t nc = imin(n_pad, PD_GEMM_NC_MAX);
     int64_t chunks_per_group = PD_GEMM_B_CAP / (nc * j.kc_base);
     if (chunks_per_group < 1) {

@@ -15,11 +15,15 @@
 
 #include "internal.h"
 
-/* c[i * ldc + j] = alpha * sum_p a[p*MR+i] * b[p*NR+j] + beta * c[i * ldc + j] for the
- * full MR x NR tile, summing p = 0..kc-1 in order. beta == 0 never reads c.
- * Requires kc >= 1; a and b are 64-byte aligned packed panels. */
-typedef void (*pd_gemm_ukr_fn)(int64_t kc, const float *a, const float *b, float *c,
-                               int64_t ldc, float alpha, float beta);
+/* c[i * ldc + j] = alpha * sum_p A(i, p) * b[p * NR + j] + beta * c[i * ldc + j] for
+ * i < rows, j < cols of the MR x NR tile (rows <= MR, cols <= NR; the rest of c is
+ * not touched), summing p = 0..kc-1 in order with the same arithmetic whatever
+ * rows and cols are. A(i, p) = a[i * rsa + p * csa] for all MR rows (a packed panel
+ * has rsa = 1, csa = MR; an unpacked op(A) its own strides). b is a packed panel.
+ * beta == 0 never reads c. Requires kc >= 1. */
+typedef void (*pd_gemm_ukr_fn)(int64_t kc, const float *a, int64_t rsa, int64_t csa,
+                               const float *b, float *c, int64_t ldc, float alpha, float beta,
+                               int32_t rows, int32_t cols);
 
 /* Pack rows [0, mc) and columns [0, kc) of the matrix X(i, p) = x[i * rs + p * cs]
  * into ceil(mc / mr) panels of mr x kc (layout above), zero-filling rows >= mc.

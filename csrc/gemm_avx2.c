@@ -23,55 +23,88 @@
         }                                                                          \
     } while (0)
 
-PD_TARGET_AVX2 static void ukr_avx2_6x16(int64_t kc, const float *restrict a,
-                                         const float *restrict b, float *restrict c,
-                                         int64_t ldc, float alpha, float beta) {
-    for (int i = 0; i < AV_MR; i++) {
+/* Edge tile row: the same arithmetic on lanes j < cols only (masked loads never
+ * touch memory in masked-off lanes), rows i >= rows skipped. */
+#define AV_STORE_EDGE(i, lo, hi)                                                   \
+    do {                                                                           \
+        if ((i) < rows) {                                                          \
+            float *ci = c + (i) * ldc;                                             \
+            __m256 r0 = _mm256_mul_ps(va, lo), r1 = _mm256_mul_ps(va, hi);         \
+            if (beta != 0.0f) {                                                    \
+                r0 = _mm256_fmadd_ps(va, lo, _mm256_mul_ps(vb, _mm256_maskload_ps(ci, m0))); \
+                r1 = _mm256_fmadd_ps(va, hi, _mm256_mul_ps(vb, _mm256_maskload_ps(ci + 8, m1))); \
+            }                                                                      \
+            _mm256_maskstore_ps(ci, m0, r0);                                       \
+            _mm256_maskstore_ps(ci + 8, m1, r1);                                   \
+        }                                                                          \
+    } while (0)
+
+PD_TARGET_AVX2 static void ukr_avx2_6x16(int64_t kc, const float *restrict a, int64_t rsa,
+                                         int64_t csa, const float *restrict b, float *restrict c,
+                                         int64_t ldc, float alpha, float beta, int32_t rows,
+                                         int32_t cols) {
+    for (int i = 0; i < AV_MR && i < rows; i++) {
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + AV_NR - 1), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + cols - 1), _MM_HINT_T0);
     }
+    /* one pointer per row of A, one shared k offset */
+    const float *a0 = a, *a1 = a + rsa, *a2 = a + 2 * rsa;
+    const float *a3 = a + 3 * rsa, *a4 = a + 4 * rsa, *a5 = a + 5 * rsa;
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
     __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    int64_t o = 0;
     /* unrolled so the loop overhead hides behind the FMAs */
 #pragma GCC unroll 4
-    for (int64_t p = 0; p < kc; p++) {
+    for (int64_t p = 0; p < kc; p++, o += csa) {
         __m256 b0 = _mm256_loadu_ps(b);
         __m256 b1 = _mm256_loadu_ps(b + 8);
         __m256 ai;
-        /* ai = {a[i]} x 8; c_i += a[i] * b[0..15] */
-        ai = _mm256_broadcast_ss(a + 0);
+        /* ai = {a[i][p]} x 8; c_i += a[i][p] * b[p][0..15] */
+        ai = _mm256_broadcast_ss(a0 + o);
         c00 = _mm256_fmadd_ps(ai, b0, c00);
         c01 = _mm256_fmadd_ps(ai, b1, c01);
-        ai = _mm256_broadcast_ss(a + 1);
+        ai = _mm256_broadcast_ss(a1 + o);
         c10 = _mm256_fmadd_ps(ai, b0, c10);
         c11 = _mm256_fmadd_ps(ai, b1, c11);
-        ai = _mm256_broadcast_ss(a + 2);
+        ai = _mm256_broadcast_ss(a2 + o);
         c20 = _mm256_fmadd_ps(ai, b0, c20);
         c21 = _mm256_fmadd_ps(ai, b1, c21);
-        ai = _mm256_broadcast_ss(a + 3);
+        ai = _mm256_broadcast_ss(a3 + o);
         c30 = _mm256_fmadd_ps(ai, b0, c30);
         c31 = _mm256_fmadd_ps(ai, b1, c31);
-        ai = _mm256_broadcast_ss(a + 4);
+        ai = _mm256_broadcast_ss(a4 + o);
         c40 = _mm256_fmadd_ps(ai, b0, c40);
         c41 = _mm256_fmadd_ps(ai, b1, c41);
-        ai = _mm256_broadcast_ss(a + 5);
+        ai = _mm256_broadcast_ss(a5 + o);
         c50 = _mm256_fmadd_ps(ai, b0, c50);
         c51 = _mm256_fmadd_ps(ai, b1, c51);
-        a += AV_MR;
         b += AV_NR;
     }
     const __m256 va = _mm256_set1_ps(alpha);
     const __m256 vb = _mm256_set1_ps(beta);
-    AV_STORE_ROW(0, c00, c01);
-    AV_STORE_ROW(1, c10, c11);
-    AV_STORE_ROW(2, c20, c21);
-    AV_STORE_ROW(3, c30, c31);
-    AV_STORE_ROW(4, c40, c41);
-    AV_STORE_ROW(5, c50, c51);
+    if (rows == AV_MR && cols == AV_NR) {
+        AV_STORE_ROW(0, c00, c01);
+        AV_STORE_ROW(1, c10, c11);
+        AV_STORE_ROW(2, c20, c21);
+        AV_STORE_ROW(3, c30, c31);
+        AV_STORE_ROW(4, c40, c41);
+        AV_STORE_ROW(5, c50, c51);
+    } else {
+        /* lane j of m0 / m1 is all ones iff column j / 8 + j < cols */
+        const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols), iota);
+        const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(cols - 8), iota);
+        AV_STORE_EDGE(0, c00, c01);
+        AV_STORE_EDGE(1, c10, c11);
+        AV_STORE_EDGE(2, c20, c21);
+        AV_STORE_EDGE(3, c30, c31);
+        AV_STORE_EDGE(4, c40, c41);
+        AV_STORE_EDGE(5, c50, c51);
+    }
 }
 
 /* Store lanes [0, count) of v (count <= 8) to dst, touching nothing else. */
@@ -136,21 +169,86 @@ PD_TARGET_AVX2 static inline void transpose8(__m256 r[8]) {
     r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
 }
 
+/* Full 6-row panel, elements contiguous along p: per 8 k steps, 6 loads, a partial
+ * 8x8 transpose network, and per k step one 4-float + one 2-float store. */
+PD_TARGET_AVX2 static int64_t pack6_t(const float *x, int64_t rs, int64_t kc, float *dst) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8, dst += 48) {
+        __m256 r0 = _mm256_loadu_ps(x + 0 * rs + p), r1 = _mm256_loadu_ps(x + 1 * rs + p);
+        __m256 r2 = _mm256_loadu_ps(x + 2 * rs + p), r3 = _mm256_loadu_ps(x + 3 * rs + p);
+        __m256 r4 = _mm256_loadu_ps(x + 4 * rs + p), r5 = _mm256_loadu_ps(x + 5 * rs + p);
+        /* t0 = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5], etc. */
+        __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+        __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+        __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+        /* s_q = r0..r3 at k step q | at k step q + 4 */
+        __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+        __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m128 lo[4] = {_mm256_castps256_ps128(s0), _mm256_castps256_ps128(s1),
+                        _mm256_castps256_ps128(s2), _mm256_castps256_ps128(s3)};
+        __m128 hi[4] = {_mm256_extractf128_ps(s0, 1), _mm256_extractf128_ps(s1, 1),
+                        _mm256_extractf128_ps(s2, 1), _mm256_extractf128_ps(s3, 1)};
+        /* (r4, r5) pairs: k steps 0,1 | 4,5 in t4; 2,3 | 6,7 in t5 */
+        __m128 u0 = _mm256_castps256_ps128(t4), u1 = _mm256_castps256_ps128(t5);
+        __m128 v0 = _mm256_extractf128_ps(t4, 1), v1 = _mm256_extractf128_ps(t5, 1);
+        for (int q = 0; q < 4; q++) {
+            _mm_storeu_ps(dst + q * 6, lo[q]);
+            _mm_storeu_ps(dst + (q + 4) * 6, hi[q]);
+        }
+        _mm_storel_pi((__m64 *)(void *)(dst + 0 * 6 + 4), u0);
+        _mm_storeh_pi((__m64 *)(void *)(dst + 1 * 6 + 4), u0);
+        _mm_storel_pi((__m64 *)(void *)(dst + 2 * 6 + 4), u1);
+        _mm_storeh_pi((__m64 *)(void *)(dst + 3 * 6 + 4), u1);
+        _mm_storel_pi((__m64 *)(void *)(dst + 4 * 6 + 4), v0);
+        _mm_storeh_pi((__m64 *)(void *)(dst + 5 * 6 + 4), v0);
+        _mm_storel_pi((__m64 *)(void *)(dst + 6 * 6 + 4), v1);
+        _mm_storeh_pi((__m64 *)(void *)(dst + 7 * 6 + 4), v1);
+    }
+    return p;
+}
+
+/* Full groups of 8 rows, elements contiguous along p: 8x8 transposes. */
+PD_TARGET_AVX2 static int64_t pack8n_t(const float *x, int64_t rs, int64_t kc, int64_t mr,
+                                       float *dst) {
+    int64_t p = 0;
+    for (; p + 8 <= kc; p += 8) {
+        for (int64_t ig = 0; ig < mr; ig += 8) {
+            __m256 r[8];
+            for (int q = 0; q < 8; q++) {
+                r[q] = _mm256_loadu_ps(x + (ig + q) * rs + p);
+            }
+            transpose8(r);
+            for (int q = 0; q < 8; q++) {
+                _mm256_storeu_ps(dst + (p + q) * mr + ig, r[q]);
+            }
+        }
+    }
+    return p;
+}
+
 /* One panel of `rows` (<= mr) rows whose elements are contiguous along p: read
  * 8 x 8 blocks, transpose in registers, store mr-wide panel rows. */
 PD_TARGET_AVX2 static void pack_panel_t(const float *x, int64_t rs, int64_t rows, int64_t kc,
                                         int64_t mr, float *dst) {
     int64_t p = 0;
-    for (; p + 8 <= kc; p += 8) {
-        for (int64_t ig = 0; ig < mr; ig += 8) {
-            __m256 r[8];
-            for (int64_t q = 0; q < 8; q++) {
-                r[q] = ig + q < rows ? _mm256_loadu_ps(x + (ig + q) * rs + p) : _mm256_setzero_ps();
-            }
-            transpose8(r);
-            int64_t lanes = mr - ig < 8 ? mr - ig : 8;
-            for (int64_t q = 0; q < 8; q++) {
-                store_lanes(dst + (p + q) * mr + ig, r[q], lanes);
+    if (rows == mr && mr == 6) {
+        p = pack6_t(x, rs, kc, dst);
+    } else if (rows == mr && mr % 8 == 0) {
+        p = pack8n_t(x, rs, kc, mr, dst);
+    } else {
+        /* edge panel (or an mr without a fast path): missing rows read as zero */
+        for (; p + 8 <= kc; p += 8) {
+            for (int64_t ig = 0; ig < mr; ig += 8) {
+                __m256 r[8];
+                for (int64_t q = 0; q < 8; q++) {
+                    r[q] = ig + q < rows ? _mm256_loadu_ps(x + (ig + q) * rs + p)
+                                         : _mm256_setzero_ps();
+                }
+                transpose8(r);
+                int64_t lanes = mr - ig < 8 ? mr - ig : 8;
+                for (int64_t q = 0; q < 8; q++) {
+                    store_lanes(dst + (p + q) * mr + ig, r[q], lanes);
+                }
             }
         }
     }
@@ -161,16 +259,65 @@ PD_TARGET_AVX2 static void pack_panel_t(const float *x, int64_t rs, int64_t rows
     }
 }
 
+/* One panel whose rows are adjacent in memory (x[i + p * cs]): each k step is one
+ * short contiguous copy. Full panels of the kernels' mr get straight-line code. */
+PD_TARGET_AVX2 static void pack_panel_n(const float *x, int64_t cs, int64_t rows, int64_t kc,
+                                        int64_t mr, float *dst) {
+    if (rows == mr && mr == 6) {
+        for (int64_t p = 0; p < kc; p++, x += cs, dst += 6) {
+            _mm_storeu_ps(dst, _mm_loadu_ps(x));
+            /* elements 4, 5 as one 64-bit move */
+            _mm_storel_pi((__m64 *)(void *)(dst + 4), _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)(x + 4)));
+        }
+    } else if (rows == mr && mr % 8 == 0) {
+        for (int64_t p = 0; p < kc; p++, x += cs, dst += mr) {
+            for (int64_t i = 0; i < mr; i += 8) {
+                _mm256_storeu_ps(dst + i, _mm256_loadu_ps(x + i));
+            }
+        }
+    } else {
+        for (int64_t p = 0; p < kc; p++) {
+            copy_pad(dst + p * mr, x + p * cs, rows, mr);
+        }
+    }
+}
+
+/* Rows adjacent in memory with mr == 6 (op(A) = A^T): walk k in blocks of 8 and,
+ * inside a block, every panel. Each source cache line (a row of A^T) is then used
+ * whole while hot; panel by panel, a power-of-two lda would map all kc rows onto a
+ * few L1 sets and miss on every load. */
+PD_TARGET_AVX2 static void pack6_n_blocked(const float *x, int64_t cs, int64_t mc, int64_t kc,
+                                           float *dst) {
+    const int64_t full = mc / 6;
+    for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+        int64_t p1 = p0 + 8 < kc ? p0 + 8 : kc;
+        for (int64_t r = 0; r < full; r++) {
+            const float *xs = x + r * 6;
+            float *d = dst + r * 6 * kc;
+            for (int64_t p = p0; p < p1; p++) {
+                _mm_storeu_ps(d + p * 6, _mm_loadu_ps(xs + p * cs));
+                /* elements 4, 5 as one 64-bit move */
+                _mm_storel_pi((__m64 *)(void *)(d + p * 6 + 4),
+                              _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)(xs + p * cs + 4)));
+            }
+        }
+    }
+    if (full * 6 < mc) {
+        pack_panel_n(x + full * 6, cs, mc - full * 6, kc, 6, dst + full * 6 * kc);
+    }
+}
+
 PD_TARGET_AVX2 void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, int64_t mc,
                                       int64_t kc, int32_t mr, float *dst) {
+    if (rs == 1 && mr == 6) {
+        pack6_n_blocked(x, cs, mc, kc, dst);
+        return;
+    }
     for (int64_t i0 = 0; i0 < mc; i0 += mr, dst += (int64_t)mr * kc) {
         int64_t rows = mc - i0 < mr ? mc - i0 : mr;
         const float *xi = x + i0 * rs;
         if (rs == 1) {
-            /* Rows adjacent in memory: each k step is one short contiguous copy. */
-            for (int64_t p = 0; p < kc; p++) {
-                copy_pad(dst + p * mr, xi + p * cs, rows, mr);
-            }
+            pack_panel_n(xi, cs, rows, kc, mr, dst);
         } else if (cs == 1) {
             pack_panel_t(xi, rs, rows, kc, mr, dst);
         } else {

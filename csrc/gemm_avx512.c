@@ -1,6 +1,8 @@
 /* SGEMM AVX-512 row: a 12x32 micro-kernel (24 zmm accumulators, 2 B loads and 12
  * broadcasts per k step, 24 FMAs). Packing reuses the AVX2 packer. This machine
  * has no AVX-512: the kernel is verified through the SIMDe build (make emulate). */
+#include <string.h>
+
 #include "gemm.h"
 
 #if PD_X86
@@ -24,12 +26,39 @@
         }                                                                          \
     } while (0)
 
-PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict a,
-                                              const float *restrict b, float *restrict c,
-                                              int64_t ldc, float alpha, float beta) {
-    for (int i = 0; i < AX_MR; i++) {
+/* Edge tile row: the same arithmetic through a stack row, then the first cols
+ * floats are copied out (rows >= rows skipped). A stack row instead of masked
+ * loads/stores keeps the file buildable against SIMDe, which lacks those. */
+#define AX_STORE_EDGE(i, lo, hi)                                                   \
+    do {                                                                           \
+        if ((i) < rows) {                                                          \
+            float *ci = c + (i) * ldc;                                             \
+            _Alignas(64) float row[AX_NR];                                         \
+            __m512 r0 = _mm512_mul_ps(va, lo), r1 = _mm512_mul_ps(va, hi);         \
+            if (beta != 0.0f) {                                                    \
+                memcpy(row, ci, (size_t)cols * sizeof(float));                     \
+                memset(row + cols, 0, (size_t)(AX_NR - cols) * sizeof(float));    \
+                r0 = _mm512_fmadd_ps(va, lo, _mm512_mul_ps(vb, _mm512_load_ps(row))); \
+                r1 = _mm512_fmadd_ps(va, hi, _mm512_mul_ps(vb, _mm512_load_ps(row + 16))); \
+            }                                                                      \
+            _mm512_store_ps(row, r0);                                              \
+            _mm512_store_ps(row + 16, r1);                                         \
+            memcpy(ci, row, (size_t)cols * sizeof(float));                         \
+        }                                                                          \
+    } while (0)
+
+PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict a, int64_t rsa,
+                                              int64_t csa, const float *restrict b,
+                                              float *restrict c, int64_t ldc, float alpha,
+                                              float beta, int32_t rows, int32_t cols) {
+    for (int i = 0; i < AX_MR && i < rows; i++) {
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
-        _mm_prefetch((const char *)(c + i * ldc + AX_NR - 1), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + i * ldc + cols - 1), _MM_HINT_T0);
+    }
+    /* one pointer per row of A, one shared k offset */
+    const float *ar[AX_MR];
+    for (int i = 0; i < AX_MR; i++) {
+        ar[i] = a + i * rsa;
     }
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
     __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
@@ -43,65 +72,80 @@ PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict 
     __m512 c90 = _mm512_setzero_ps(), c91 = _mm512_setzero_ps();
     __m512 c100 = _mm512_setzero_ps(), c101 = _mm512_setzero_ps();
     __m512 c110 = _mm512_setzero_ps(), c111 = _mm512_setzero_ps();
+    int64_t o = 0;
 #pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; p++) {
+    for (int64_t p = 0; p < kc; p++, o += csa) {
         __m512 b0 = _mm512_loadu_ps(b);
         __m512 b1 = _mm512_loadu_ps(b + 16);
         __m512 ai;
-        /* ai = {a[i]} x 16; c_i += a[i] * b[0..31] */
-        ai = _mm512_set1_ps(a[0]);
+        /* ai = {a[i][p]} x 16; c_i += a[i][p] * b[p][0..31] */
+        ai = _mm512_set1_ps(ar[0][o]);
         c00 = _mm512_fmadd_ps(ai, b0, c00);
         c01 = _mm512_fmadd_ps(ai, b1, c01);
-        ai = _mm512_set1_ps(a[1]);
+        ai = _mm512_set1_ps(ar[1][o]);
         c10 = _mm512_fmadd_ps(ai, b0, c10);
         c11 = _mm512_fmadd_ps(ai, b1, c11);
-        ai = _mm512_set1_ps(a[2]);
+        ai = _mm512_set1_ps(ar[2][o]);
         c20 = _mm512_fmadd_ps(ai, b0, c20);
         c21 = _mm512_fmadd_ps(ai, b1, c21);
-        ai = _mm512_set1_ps(a[3]);
+        ai = _mm512_set1_ps(ar[3][o]);
         c30 = _mm512_fmadd_ps(ai, b0, c30);
         c31 = _mm512_fmadd_ps(ai, b1, c31);
-        ai = _mm512_set1_ps(a[4]);
+        ai = _mm512_set1_ps(ar[4][o]);
         c40 = _mm512_fmadd_ps(ai, b0, c40);
         c41 = _mm512_fmadd_ps(ai, b1, c41);
-        ai = _mm512_set1_ps(a[5]);
+        ai = _mm512_set1_ps(ar[5][o]);
         c50 = _mm512_fmadd_ps(ai, b0, c50);
         c51 = _mm512_fmadd_ps(ai, b1, c51);
-        ai = _mm512_set1_ps(a[6]);
+        ai = _mm512_set1_ps(ar[6][o]);
         c60 = _mm512_fmadd_ps(ai, b0, c60);
         c61 = _mm512_fmadd_ps(ai, b1, c61);
-        ai = _mm512_set1_ps(a[7]);
+        ai = _mm512_set1_ps(ar[7][o]);
         c70 = _mm512_fmadd_ps(ai, b0, c70);
         c71 = _mm512_fmadd_ps(ai, b1, c71);
-        ai = _mm512_set1_ps(a[8]);
+        ai = _mm512_set1_ps(ar[8][o]);
         c80 = _mm512_fmadd_ps(ai, b0, c80);
         c81 = _mm512_fmadd_ps(ai, b1, c81);
-        ai = _mm512_set1_ps(a[9]);
+        ai = _mm512_set1_ps(ar[9][o]);
         c90 = _mm512_fmadd_ps(ai, b0, c90);
         c91 = _mm512_fmadd_ps(ai, b1, c91);
-        ai = _mm512_set1_ps(a[10]);
+        ai = _mm512_set1_ps(ar[10][o]);
         c100 = _mm512_fmadd_ps(ai, b0, c100);
         c101 = _mm512_fmadd_ps(ai, b1, c101);
-        ai = _mm512_set1_ps(a[11]);
+        ai = _mm512_set1_ps(ar[11][o]);
         c110 = _mm512_fmadd_ps(ai, b0, c110);
         c111 = _mm512_fmadd_ps(ai, b1, c111);
-        a += AX_MR;
         b += AX_NR;
     }
     const __m512 va = _mm512_set1_ps(alpha);
     const __m512 vb = _mm512_set1_ps(beta);
-    AX_STORE_ROW(0, c00, c01);
-    AX_STORE_ROW(1, c10, c11);
-    AX_STORE_ROW(2, c20, c21);
-    AX_STORE_ROW(3, c30, c31);
-    AX_STORE_ROW(4, c40, c41);
-    AX_STORE_ROW(5, c50, c51);
-    AX_STORE_ROW(6, c60, c61);
-    AX_STORE_ROW(7, c70, c71);
-    AX_STORE_ROW(8, c80, c81);
-    AX_STORE_ROW(9, c90, c91);
-    AX_STORE_ROW(10, c100, c101);
-    AX_STORE_ROW(11, c110, c111);
+    if (rows == AX_MR && cols == AX_NR) {
+        AX_STORE_ROW(0, c00, c01);
+        AX_STORE_ROW(1, c10, c11);
+        AX_STORE_ROW(2, c20, c21);
+        AX_STORE_ROW(3, c30, c31);
+        AX_STORE_ROW(4, c40, c41);
+        AX_STORE_ROW(5, c50, c51);
+        AX_STORE_ROW(6, c60, c61);
+        AX_STORE_ROW(7, c70, c71);
+        AX_STORE_ROW(8, c80, c81);
+        AX_STORE_ROW(9, c90, c91);
+        AX_STORE_ROW(10, c100, c101);
+        AX_STORE_ROW(11, c110, c111);
+    } else {
+        AX_STORE_EDGE(0, c00, c01);
+        AX_STORE_EDGE(1, c10, c11);
+        AX_STORE_EDGE(2, c20, c21);
+        AX_STORE_EDGE(3, c30, c31);
+        AX_STORE_EDGE(4, c40, c41);
+        AX_STORE_EDGE(5, c50, c51);
+        AX_STORE_EDGE(6, c60, c61);
+        AX_STORE_EDGE(7, c70, c71);
+        AX_STORE_EDGE(8, c80, c81);
+        AX_STORE_EDGE(9, c90, c91);
+        AX_STORE_EDGE(10, c100, c101);
+        AX_STORE_EDGE(11, c110, c111);
+    }
 }
 
 const pd_gemm_isa pd_gemm_avx512 = {

@@ -37,24 +37,26 @@ void pd_gemm_pack_ref(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_
     }
 }
 
-static void ukr_scalar_4x8(int64_t kc, const float *restrict a, const float *restrict b,
-                           float *restrict c, int64_t ldc, float alpha, float beta) {
+static void ukr_scalar_4x8(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
+                           const float *restrict b, float *restrict c, int64_t ldc, float alpha,
+                           float beta, int32_t rows, int32_t cols) {
     float acc[SC_MR][SC_NR] = {{0.0f}};
-    for (int64_t p = 0; p < kc; p++, a += SC_MR, b += SC_NR) {
+    for (int64_t p = 0; p < kc; p++, b += SC_NR) {
         for (int i = 0; i < SC_MR; i++) {
+            float ai = a[i * rsa + p * csa];
             for (int j = 0; j < SC_NR; j++) {
-                acc[i][j] += a[i] * b[j];
+                acc[i][j] += ai * b[j];
             }
         }
     }
-    for (int i = 0; i < SC_MR; i++) {
+    for (int i = 0; i < rows; i++) {
         float *ci = c + i * ldc;
         if (beta == 0.0f) {
-            for (int j = 0; j < SC_NR; j++) {
+            for (int j = 0; j < cols; j++) {
                 ci[j] = alpha * acc[i][j];
             }
         } else {
-            for (int j = 0; j < SC_NR; j++) {
+            for (int j = 0; j < cols; j++) {
                 ci[j] = alpha * acc[i][j] + beta * ci[j];
             }
         }
