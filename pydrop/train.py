@@ -38,7 +38,13 @@ __all__ = ["History", "Trainer", "generator_state", "set_generator_state"]
 
 @dataclass
 class History:
-    """Per-epoch metrics of one ``fit``: lists indexed by epoch."""
+    """Per-epoch metrics of one ``fit``: lists indexed by epoch.
+
+    ``train_loss`` is the mean loss over the epoch's batches as trained (dropout
+    on); ``val_loss``/``val_acc`` are on the validation split (the 10,000 test
+    images) with dropout off; ``seconds`` is the wall time of the training pass
+    (validation excluded).
+    """
 
     epoch: list[int] = field(default_factory=list)
     train_loss: list[float] = field(default_factory=list)
