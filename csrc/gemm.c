@@ -75,7 +75,11 @@ typedef struct gemm_job {
     int64_t j0, j1, p0, p1;
     int64_t npan;    /* NR panels in [j0, j1) */
     float *bbuf;     /* packed B for the block */
-    int32_t tm, tn;  /* task grid: tm row groups x tn column groups */
+    /* phase 2 work units: row blocks of upan MR-panels x column blocks of cpan
+     * NR-panels, claimed dynamically (a late or descheduled worker's share is taken
+     * by the others; which thread computes a tile never changes its value) */
+    int64_t upan, cpan, mu, nu;
+    _Atomic int64_t next_tile;
     int direct_a;    /* kernel reads op(A) in place (but the ragged last panel) */
     _Atomic int64_t next_unit;
     _Atomic int64_t done_units;
@@ -102,10 +106,48 @@ static void pack_b_unit(gemm_job *j, int64_t u) {
                (int32_t)nr, bpanel(j, pc, kc, q));
 }
 
-static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
-    gemm_job *j = ctx;
+/* Output rows panels [mp0, mp1) x column panels [np0, np1) of this block, every k
+ * chunk in order (so each element's sum order is fixed). */
+static void compute_block(gemm_job *j, float *abuf, int64_t mp0, int64_t mp1, int64_t np0,
+                          int64_t np1) {
     const pd_gemm_isa *g = j->g;
     const int64_t mr = g->mr, nr = g->nr;
+    const int64_t full_pan = j->m / mr; /* panels with all mr rows inside A */
+    const int64_t row0 = mp0 * mr, rows = imin(mp1 * mr, j->m) - row0;
+    for (int64_t pc = j->p0; pc < j->p1; pc += j->kc_base) {
+        int64_t kc = imin(j->kc_base, j->p1 - pc);
+        float beta = pc == 0 ? j->beta : 1.0f;
+        const float *a0 = j->a + row0 * j->rsa + pc * j->csa;
+        if (!j->direct_a) {
+            g->pack(a0, j->rsa, j->csa, rows, kc, (int32_t)mr, abuf);
+        } else if (mp1 > full_pan) {
+            /* direct A: only the ragged last panel is packed (zero rows past m) */
+            int64_t r0 = full_pan * mr;
+            g->pack(j->a + r0 * j->rsa + pc * j->csa, j->rsa, j->csa, j->m - r0, kc, (int32_t)mr,
+                    abuf);
+        }
+        for (int64_t q = np0; q < np1; q++) {
+            const float *bp = bpanel(j, pc, kc, q);
+            int64_t col = j->j0 + q * nr, cols = imin(nr, j->j1 - col);
+            for (int64_t r = mp0; r < mp1; r++) {
+                int64_t row = r * mr, nrow = imin(mr, j->m - row);
+                float *cp = j->c + row * j->ldc + col;
+                if (j->direct_a && r < full_pan) {
+                    g->ukr(kc, a0 + (r - mp0) * mr * j->rsa, j->rsa, j->csa, bp, cp, j->ldc,
+                           j->alpha, beta, (int32_t)nrow, (int32_t)cols);
+                } else {
+                    const float *ap = j->direct_a ? abuf : abuf + (r - mp0) * mr * kc;
+                    g->ukr(kc, ap, 1, mr, bp, cp, j->ldc, j->alpha, beta, (int32_t)nrow,
+                           (int32_t)cols);
+                }
+            }
+        }
+    }
+}
+
+static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
+    gemm_job *j = ctx;
+    (void)t;
     (void)n_tasks;
 
     /* Phase 1: claim B panels until none are left, then wait for the others'
@@ -125,53 +167,22 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
 #endif
     }
 
-    /* Phase 2: this task's tiles. */
-    int32_t ti = t / j->tn, tj = t % j->tn;
-    int64_t mpan = (j->m + mr - 1) / mr;
-    int64_t mp0 = mpan * ti / j->tm, mp1 = mpan * (ti + 1) / j->tm;
-    int64_t np0 = j->npan * tj / j->tn, np1 = j->npan * (tj + 1) / j->tn;
-    if (mp0 >= mp1 || np0 >= np1) {
-        return;
-    }
-    const int64_t mc_pan = g->mc / mr;
-    float *abuf = scratch_get(&tls_a, imin(mc_pan, mp1 - mp0) * mr * j->kc_base);
+    /* Phase 2: claim output blocks until none are left. */
+    float *abuf = scratch_get(&tls_a, j->upan * j->g->mr * j->kc_base);
     if (abuf == NULL) {
         atomic_store(&j->status, PD_ERR_NOMEM);
         return;
     }
-    const int64_t full_pan = j->m / mr; /* panels with all mr rows inside A */
-    for (int64_t pc = j->p0; pc < j->p1; pc += j->kc_base) {
-        int64_t kc = imin(j->kc_base, j->p1 - pc);
-        float beta = pc == 0 ? j->beta : 1.0f;
-        for (int64_t ip = mp0; ip < mp1; ip += mc_pan) {
-            int64_t ip1 = imin(ip + mc_pan, mp1);
-            int64_t row0 = ip * mr, rows = imin(ip1 * mr, j->m) - row0;
-            const float *a0 = j->a + row0 * j->rsa + pc * j->csa;
-            if (!j->direct_a) {
-                g->pack(a0, j->rsa, j->csa, rows, kc, (int32_t)mr, abuf);
-            } else if (ip1 > full_pan) {
-                /* direct A: only the ragged last panel is packed (zero rows past m) */
-                int64_t r0 = (ip1 - 1) * mr;
-                g->pack(j->a + r0 * j->rsa + pc * j->csa, j->rsa, j->csa, j->m - r0, kc,
-                        (int32_t)mr, abuf);
-            }
-            for (int64_t q = np0; q < np1; q++) {
-                const float *bp = bpanel(j, pc, kc, q);
-                int64_t col = j->j0 + q * nr, cols = imin(nr, j->j1 - col);
-                for (int64_t r = ip; r < ip1; r++) {
-                    int64_t row = r * mr, nrow = imin(mr, j->m - row);
-                    float *cp = j->c + row * j->ldc + col;
-                    if (j->direct_a && r < full_pan) {
-                        g->ukr(kc, a0 + (r - ip) * mr * j->rsa, j->rsa, j->csa, bp, cp, j->ldc,
-                               j->alpha, beta, (int32_t)nrow, (int32_t)cols);
-                    } else {
-                        const float *ap = j->direct_a ? abuf : abuf + (r - ip) * mr * kc;
-                        g->ukr(kc, ap, 1, mr, bp, cp, j->ldc, j->alpha, beta, (int32_t)nrow,
-                               (int32_t)cols);
-                    }
-                }
-            }
+    const int64_t mpan = (j->m + j->g->mr - 1) / j->g->mr;
+    for (;;) {
+        int64_t u = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed);
+        if (u >= j->mu * j->nu) {
+            break;
         }
+        int64_t ur = u % j->mu, uc = u / j->mu;
+        int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, mpan);
+        int64_t np0 = uc * j->cpan, np1 = imin(np0 + j->cpan, j->npan);
+        compute_block(j, abuf, mp0, mp1, np0, np1);
     }
 }
 
@@ -271,18 +282,28 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
             j.p1 = imin(k, p0 + kgroup);
             j.npan = (j.j1 - j0 + nr - 1) / nr;
             j.bbuf = bbuf;
+            /* Work units: about 4 per thread so dynamic claiming balances, at most
+             * one MC block of rows each; split columns too when rows are scarce. */
             int64_t mpan = (m + mr - 1) / mr;
-            int32_t tm = (int32_t)imin(threads, mpan);
-            int32_t tn = (int32_t)imin(threads / tm, j.npan);
-            j.tm = tm;
-            j.tn = tn;
+            int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
+            j.upan = imin((mpan + want - 1) / want, g->mc / mr);
+            j.mu = (mpan + j.upan - 1) / j.upan;
+            j.cpan = j.npan;
+            if (threads > 1 && j.mu < want) {
+                j.cpan = (j.npan + (want / j.mu) - 1) / (want / j.mu);
+            }
+            j.nu = (j.npan + j.cpan - 1) / j.cpan;
+            atomic_store(&j.next_tile, 0);
             int64_t chunks = (j.p1 - p0 + j.kc_base - 1) / j.kc_base;
             j.n_units = chunks * j.npan;
             atomic_store(&j.next_unit, 0);
             atomic_store(&j.done_units, 0);
             atomic_store(&j.status, PD_OK);
-            pd_status st = pd_parallel(tm * tn, gemm_task, &j);
-            if (st != PD_OK) {
+            pd_status st = pd_parallel(threads, gemm_task, &j);
+            if (st == PD_ERR_THREAD) {
+                /* no worker could start (nothing ran): same result on this thread */
+                gemm_task(&j, 0, 1);
+            } else if (st != PD_OK) {
                 return st;
             }
             st = (pd_status)atomic_load(&j.status);
