@@ -11,6 +11,7 @@
  * it, so results are bit-identical for any thread count. Edge tiles use the same
  * kernel with masked C loads/stores (packing already zero-padded A and B).
  */
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,10 +162,17 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
         pack_b_unit(j, u);
         atomic_fetch_add_explicit(&j->done_units, 1, memory_order_release);
     }
-    while (atomic_load_explicit(&j->done_units, memory_order_acquire) < j->n_units) {
+    for (int spins = 0; atomic_load_explicit(&j->done_units, memory_order_acquire) < j->n_units;
+         spins++) {
+        /* a panel is a few microseconds of work; if its packer was descheduled,
+         * give the CPU away instead of spinning through a time slice */
+        if (spins < 4096) {
 #if PD_X86
-        _mm_pause();
+            _mm_pause();
 #endif
+        } else {
+            sched_yield();
+        }
     }
 
     /* Phase 2: claim output blocks until none are left. */
