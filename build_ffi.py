@@ -40,7 +40,11 @@ def compile_args() -> tuple[list[str], list[str], list[tuple[str, str | None]]]:
     ldflags = ["-pthread"]
     macros: list[tuple[str, str | None]] = [("_GNU_SOURCE", None)]
     if os.environ.get("PYDROP_SANITIZE") == "1":
-        san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=all"]
+        san = [
+            "-fsanitize=address,undefined",
+            "-fno-omit-frame-pointer",
+            "-fno-sanitize-recover=all",
+        ]
         cflags += san + ["-O1", "-g"]
         ldflags += san
     if os.environ.get("PYDROP_SIMDE") == "1":

@@ -228,7 +228,7 @@ def _dense(name: str, a: object, ndim: int | None = None) -> np.ndarray:
 
 
 # byte_bounds moved to np.lib.array_utils in NumPy 2.0.
-_byte_bounds = getattr(getattr(np.lib, "array_utils", np), "byte_bounds")
+_byte_bounds = getattr(np.lib, "array_utils", np).byte_bounds
 
 
 def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
@@ -248,8 +248,9 @@ def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
-def _out(out: object, shape: tuple[int, ...], inputs: dict[str, np.ndarray],
-         in_place: bool) -> np.ndarray:
+def _out(
+    out: object, shape: tuple[int, ...], inputs: dict[str, np.ndarray], in_place: bool
+) -> np.ndarray:
     """Validate `out=` (or allocate it). `in_place` allows out to be exactly an input."""
     if out is None:
         return np.empty(shape, dtype=np.float32)
@@ -335,7 +336,9 @@ def dropout(
     stream_v = _check_int("stream", stream, _U32)
     if seed is None:
         if step is not None:
-            raise ValueError("step= needs an explicit seed=; without one the default generator picks the step")
+            raise ValueError(
+                "step= needs an explicit seed=; without one the default generator picks the step"
+            )
         seed_v, step_v = _default.draw()
     else:
         seed_v = _check_int("seed", seed, _U64)
@@ -354,8 +357,14 @@ def dropout(
     mask = np.empty(_mask_bytes(x.size), dtype=np.uint8)
     _check(
         lib.pd_dropout_forward_f32(
-            _fbuf(x), _fbuf(y), ffi.from_buffer("uint8_t[]", mask), x.size, pf, seed_v,
-            stream_v, step_v,
+            _fbuf(x),
+            _fbuf(y),
+            ffi.from_buffer("uint8_t[]", mask),
+            x.size,
+            pf,
+            seed_v,
+            stream_v,
+            step_v,
         ),
         "dropout",
     )
@@ -370,7 +379,9 @@ def dropout_backward(
     pf = _check_p(p)
     if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8:
         got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
-        raise TypeError(f"mask must be the uint8 array returned by dropout(return_mask=True), got {got}")
+        raise TypeError(
+            f"mask must be the uint8 array returned by dropout(return_mask=True), got {got}"
+        )
     if mask.ndim != 1 or mask.size != _mask_bytes(dy.size) or not mask.flags.c_contiguous:
         raise ValueError(
             f"mask must be a contiguous 1-D array of {_mask_bytes(dy.size)} bytes for "
@@ -378,8 +389,9 @@ def dropout_backward(
         )
     dx = _out(out, dy.shape, {"dy": dy, "mask": mask}, in_place=True)
     _check(
-        lib.pd_dropout_backward_f32(_fbuf(dy), ffi.from_buffer("uint8_t[]", mask), _fbuf(dx),
-                                    dy.size, pf),
+        lib.pd_dropout_backward_f32(
+            _fbuf(dy), ffi.from_buffer("uint8_t[]", mask), _fbuf(dx), dy.size, pf
+        ),
         "dropout_backward",
     )
     return dx
@@ -477,8 +489,9 @@ def matmul(
         return c
     ldc = max(c.strides[0] // 4 if m > 1 else n, n)
     _check(
-        lib.pd_sgemm(trans_a, trans_b, m, n, k, alpha_f, _ptr(a), lda, _ptr(b), ldb, beta_f,
-                     _ptr(c), ldc),
+        lib.pd_sgemm(
+            trans_a, trans_b, m, n, k, alpha_f, _ptr(a), lda, _ptr(b), ldb, beta_f, _ptr(c), ldc
+        ),
         "matmul",
     )
     return c
@@ -508,8 +521,9 @@ def philox_blocks(seed: int, stream: int, step: int, first: int, n_blocks: int) 
     n = _check_int("n_blocks", n_blocks, _U32 + 1 - first_v + 1)
     out = np.empty((n, 4), dtype=np.uint32)
     _check(
-        lib.pd_philox_stream(seed_v, stream_v, step_v, first_v, n,
-                             ffi.from_buffer("uint32_t[]", out)),
+        lib.pd_philox_stream(
+            seed_v, stream_v, step_v, first_v, n, ffi.from_buffer("uint32_t[]", out)
+        ),
         "philox_blocks",
     )
     return out

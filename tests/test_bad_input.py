@@ -47,25 +47,77 @@ CASES = {
     "matmul out shape": (lambda: pydrop.matmul(X, X.T, out=np.empty((4, 5), F)), ValueError, "out"),
     "relu_backward shapes": (lambda: pydrop.relu_backward(X, X[:2]), ValueError, "same shape"),
     "relu out shape": (lambda: pydrop.relu(X, out=np.empty((8, 4), F)), ValueError, "out"),
-    "dropout_backward mask size": (lambda: pydrop.dropout_backward(X, MASK[:-1], 0.5), ValueError, "mask"),
-    "dropout_backward mask 2-D": (lambda: pydrop.dropout_backward(X, MASK.reshape(2, 2), 0.5), ValueError, "mask"),
+    "dropout_backward mask size": (
+        lambda: pydrop.dropout_backward(X, MASK[:-1], 0.5),
+        ValueError,
+        "mask",
+    ),
+    "dropout_backward mask 2-D": (
+        lambda: pydrop.dropout_backward(X, MASK.reshape(2, 2), 0.5),
+        ValueError,
+        "mask",
+    ),
     # layout
     "dropout x strided": (lambda: pydrop.dropout(X[:, ::2], 0.5), ValueError, "C-contiguous"),
     "relu x transposed": (lambda: pydrop.relu(X.T), ValueError, "C-contiguous"),
     "relu x misaligned": (lambda: pydrop.relu(misaligned(8)), ValueError, "aligned"),
-    "matmul a misaligned": (lambda: pydrop.matmul(misaligned(16).reshape(4, 4), X[:4, :4].copy()), ValueError, "aligned"),
+    "matmul a misaligned": (
+        lambda: pydrop.matmul(misaligned(16).reshape(4, 4), X[:4, :4].copy()),
+        ValueError,
+        "aligned",
+    ),
     "matmul a 2-D strided": (lambda: pydrop.matmul(X[::2, ::2], X[:4]), ValueError, "unit stride"),
-    "matmul out strided": (lambda: pydrop.matmul(X, X.T, out=np.empty((4, 8), F)[:, ::2]), ValueError, "out"),
-    "dropout out strided": (lambda: pydrop.dropout(X, 0.5, out=np.empty((4, 16), F)[:, ::2]), ValueError, "out"),
+    "matmul out strided": (
+        lambda: pydrop.matmul(X, X.T, out=np.empty((4, 8), F)[:, ::2]),
+        ValueError,
+        "out",
+    ),
+    "dropout out strided": (
+        lambda: pydrop.dropout(X, 0.5, out=np.empty((4, 16), F)[:, ::2]),
+        ValueError,
+        "out",
+    ),
     # outputs
-    "relu out read-only": (lambda: pydrop.relu(X, out=read_only(np.empty_like(X))), ValueError, "read-only"),
-    "dropout out read-only": (lambda: pydrop.dropout(X, 0.5, out=read_only(np.empty_like(X))), ValueError, "read-only"),
-    "matmul out read-only": (lambda: pydrop.matmul(X, X.T, out=read_only(np.empty((4, 4), F))), ValueError, "read-only"),
+    "relu out read-only": (
+        lambda: pydrop.relu(X, out=read_only(np.empty_like(X))),
+        ValueError,
+        "read-only",
+    ),
+    "dropout out read-only": (
+        lambda: pydrop.dropout(X, 0.5, out=read_only(np.empty_like(X))),
+        ValueError,
+        "read-only",
+    ),
+    "matmul out read-only": (
+        lambda: pydrop.matmul(X, X.T, out=read_only(np.empty((4, 4), F))),
+        ValueError,
+        "read-only",
+    ),
     "dropout out dtype": (lambda: pydrop.dropout(X, 0.5, out=np.empty((4, 8))), TypeError, "out"),
-    "relu out overlaps x": (lambda: (lambda b: pydrop.relu(b[:8], out=b[4:12]))(np.ones(16, F)), ValueError, "overlaps"),
-    "dropout out partial overlap": (lambda: (lambda b: pydrop.dropout(b[:8], 0.5, out=b[1:9]))(np.ones(9, F)), ValueError, "overlaps"),
-    "dropout_backward out overlaps mask": (lambda: (lambda buf: pydrop.dropout_backward(np.ones(64, F), buf.view(np.uint8)[:8], 0.5, out=buf))(np.ones(64, F)), ValueError, "overlaps"),
-    "matmul out is a": (lambda: (lambda a: pydrop.matmul(a, np.eye(4, dtype=F), out=a))(np.ones((4, 4), F)), ValueError, "overlaps"),
+    "relu out overlaps x": (
+        lambda: (lambda b: pydrop.relu(b[:8], out=b[4:12]))(np.ones(16, F)),
+        ValueError,
+        "overlaps",
+    ),
+    "dropout out partial overlap": (
+        lambda: (lambda b: pydrop.dropout(b[:8], 0.5, out=b[1:9]))(np.ones(9, F)),
+        ValueError,
+        "overlaps",
+    ),
+    "dropout_backward out overlaps mask": (
+        lambda: (
+            lambda buf: pydrop.dropout_backward(
+                np.ones(64, F), buf.view(np.uint8)[:8], 0.5, out=buf
+            )
+        )(np.ones(64, F)),
+        ValueError,
+        "overlaps",
+    ),
+    "matmul out is a": (
+        lambda: (lambda a: pydrop.matmul(a, np.eye(4, dtype=F), out=a))(np.ones((4, 4), F)),
+        ValueError,
+        "overlaps",
+    ),
     "matmul beta without out": (lambda: pydrop.matmul(X, X.T, beta=1.0), ValueError, "out"),
     "matmul alpha str": (lambda: pydrop.matmul(X, X.T, alpha="2"), TypeError, "alpha"),
     # p
@@ -113,17 +165,26 @@ def test_seed_accepts_numpy_integers():
 
 dtypes = st.sampled_from([np.float32, np.float64, np.float16, np.int32, np.uint8, ">f4"])
 arrays = dtypes.flatmap(
-    lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9),
-                          elements=st.just(1) if np.dtype(dt).kind in "iu" else None)
+    lambda dt: hnp.arrays(
+        dt,
+        hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=9),
+        elements=st.just(1) if np.dtype(dt).kind in "iu" else None,
+    )
 )
-slicers = st.sampled_from([
-    lambda a: a,
-    lambda a: a[..., ::2] if a.ndim else a,
-    lambda a: a.T,
-    lambda a: a[::-1] if a.ndim else a,
-])
-ps = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=32), st.just(0.0),
-               st.just(1.0), st.integers(-2, 2))
+slicers = st.sampled_from(
+    [
+        lambda a: a,
+        lambda a: a[..., ::2] if a.ndim else a,
+        lambda a: a.T,
+        lambda a: a[::-1] if a.ndim else a,
+    ]
+)
+ps = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.just(0.0),
+    st.just(1.0),
+    st.integers(-2, 2),
+)
 
 
 def expect_clean(fn, *args, **kw):
@@ -139,8 +200,14 @@ def expect_clean(fn, *args, **kw):
 def test_hypothesis_dropout(a, slicer, p):
     x = slicer(a)
     y, err = expect_clean(pydrop.dropout, x, p, seed=7, return_mask=True)
-    ok = (isinstance(x, np.ndarray) and x.dtype == np.float32 and x.flags.c_contiguous
-          and not isinstance(p, bool) and p == p and 0 <= p <= 1)
+    ok = (
+        isinstance(x, np.ndarray)
+        and x.dtype == np.float32
+        and x.flags.c_contiguous
+        and not isinstance(p, bool)
+        and p == p
+        and 0 <= p <= 1
+    )
     assert (err is None) == ok, err
     if ok:
         out, mask = y
@@ -169,9 +236,15 @@ def test_hypothesis_relu(a, slicer):
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.integers(0, 12), st.integers(0, 12), st.integers(0, 12),
-    st.booleans(), st.booleans(), st.sampled_from([np.float32, np.float64]),
-    st.integers(0, 3), st.floats(-2, 2, width=32), st.sampled_from([0.0, 1.0, -0.5]),
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.integers(0, 12),
+    st.booleans(),
+    st.booleans(),
+    st.sampled_from([np.float32, np.float64]),
+    st.integers(0, 3),
+    st.floats(-2, 2, width=32),
+    st.sampled_from([0.0, 1.0, -0.5]),
 )
 def test_hypothesis_matmul(m, n, k, ta, tb, dt, pad, alpha, beta):
     rng = np.random.default_rng(m * 10000 + n * 100 + k)
@@ -185,7 +258,14 @@ def test_hypothesis_matmul(m, n, k, ta, tb, dt, pad, alpha, beta):
     assert (err is None) == (dt == np.float32), err
     if err is None:
         ref = alpha * (a.astype(np.float64) @ b.astype(np.float64)) + beta * c0
-        bound = 2 * k * np.finfo(np.float32).eps * (
-            abs(alpha) * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))
-            + abs(beta) * np.abs(c0)) + 1e-30
+        bound = (
+            2
+            * k
+            * np.finfo(np.float32).eps
+            * (
+                abs(alpha) * (np.abs(a).astype(np.float64) @ np.abs(b).astype(np.float64))
+                + abs(beta) * np.abs(c0)
+            )
+            + 1e-30
+        )
         assert (np.abs(got - ref) <= bound + np.finfo(np.float32).eps * np.abs(ref)).all()

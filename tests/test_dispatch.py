@@ -14,8 +14,9 @@ ALL = ("scalar", "avx2", "avx512")
 def run(code: str, **env: str) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items() if not k.startswith("PYDROP_")}
     full.update(env)
-    return subprocess.run([sys.executable, "-c", code], env=full, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], env=full, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("isa", ALL)

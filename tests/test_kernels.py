@@ -15,8 +15,9 @@ def special_values(n: int, seed: int) -> np.ndarray:
     """Normal values sprinkled with NaN, +-Inf, +-0.0, subnormals and extremes."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(n).astype(np.float32)
-    specials = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38],
-                        dtype=np.float32)
+    specials = np.array(
+        [np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, -1e-45, 3.4e38, -3.4e38], dtype=np.float32
+    )
     idx = rng.integers(0, max(n, 1), size=min(n, 64))
     x[idx] = specials[np.arange(idx.size) % specials.size]
     return x

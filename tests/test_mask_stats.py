@@ -43,8 +43,9 @@ def test_kept_fraction(isa, p):
 
 def test_keep_probability_bound():
     # The documented rule: |realised - (1 - p)| <= 2^-17 for every float32 p.
-    ps = np.concatenate([np.linspace(0, 1, 100_001, dtype=np.float32),
-                         np.float32([1e-7, 0.5 + 2**-18, 1 - 1e-7])])
+    ps = np.concatenate(
+        [np.linspace(0, 1, 100_001, dtype=np.float32), np.float32([1e-7, 0.5 + 2**-18, 1 - 1e-7])]
+    )
     worst = max(abs(realised_keep(float(p)) - (1 - float(p))) for p in ps)
     assert worst <= 2**-17
 
@@ -52,8 +53,15 @@ def test_keep_probability_bound():
 @pytest.mark.parametrize(
     "lag",
     [1, 2, 7, 8, 16, 64, 128],
-    ids=["adjacent-elements", "lag2", "lag7", "adjacent-lanes", "lag-2-lanes",
-         "avx2-width", "avx512-width"],
+    ids=[
+        "adjacent-elements",
+        "lag2",
+        "lag7",
+        "adjacent-lanes",
+        "lag-2-lanes",
+        "avx2-width",
+        "avx512-width",
+    ],
 )
 def test_no_correlation_at_lag(isa, lag):
     b = keep(N, 0.5, seed=12)

@@ -57,6 +57,10 @@ def test_stored_stream(isa, seed):
 
 def test_blocks_are_independent_of_run_split(isa):
     whole = philox_blocks(7, 3, 11, 100, 301)
-    parts = np.concatenate([philox_blocks(7, 3, 11, 100 + a, b - a)
-                            for a, b in [(0, 1), (1, 17), (17, 160), (160, 301)]])
+    parts = np.concatenate(
+        [
+            philox_blocks(7, 3, 11, 100 + a, b - a)
+            for a, b in [(0, 1), (1, 17), (17, 160), (160, 301)]
+        ]
+    )
     np.testing.assert_array_equal(whole, parts)

@@ -84,7 +84,7 @@ def test_default_generator_is_seedable_and_advances():
     first = [pydrop.dropout(x, 0.5) for _ in range(3)]
     pydrop.seed(123)
     again = [pydrop.dropout(x, 0.5) for _ in range(3)]
-    for a, b in zip(first, again):
+    for a, b in zip(first, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], first[1])
     # The default generator's call k equals an explicit (seed, step=k) call.
@@ -129,8 +129,9 @@ def test_relu_matches_numpy_on_random_data(isa):
     dy = rand((300, 77), 4)
     np.testing.assert_array_equal(pydrop.relu_backward(dy, x), np.where(x > 0, dy, 0))
     # Backward from ReLU's output gives the same result (for non-NaN input).
-    np.testing.assert_array_equal(pydrop.relu_backward(dy, pydrop.relu(x)),
-                                  pydrop.relu_backward(dy, x))
+    np.testing.assert_array_equal(
+        pydrop.relu_backward(dy, pydrop.relu(x)), pydrop.relu_backward(dy, x)
+    )
 
 
 @pytest.mark.parametrize("shape", [(0,), (0, 5), (3, 0), (2, 0, 4)])

@@ -16,7 +16,7 @@ def test_dropout_same_for_1_2_4_threads(isa, restore_threads, n):
         dx = pydrop.dropout_backward(x, mask, 0.5)
         results.append((y.view(np.uint32), mask, dx.view(np.uint32)))
     for other in results[1:]:
-        for a, b in zip(results[0], other):
+        for a, b in zip(results[0], other, strict=True):
             np.testing.assert_array_equal(a, b)
 
 
