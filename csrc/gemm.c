@@ -86,6 +86,7 @@ typedef struct gemm_job {
     _Atomic int64_t done_units;
     int64_t n_units;
     _Atomic int32_t status;
+    const pd_gemm_epilogue *ep; /* NULL: plain GEMM */
 } gemm_job;
 
 static int64_t imin(int64_t x, int64_t y) { return x < y ? x : y; }
@@ -115,9 +116,15 @@ static void compute_block(gemm_job *j, float *abuf, int64_t mp0, int64_t mp1, in
     const int64_t mr = g->mr, nr = g->nr;
     const int64_t full_pan = j->m / mr; /* panels with all mr rows inside A */
     const int64_t row0 = mp0 * mr, rows = imin(mp1 * mr, j->m) - row0;
+    const int64_t col0 = j->j0 + np0 * nr, cols = imin(j->j0 + np1 * nr, j->j1) - col0;
+    float *cblk = j->c + row0 * j->ldc + col0;
     for (int64_t pc = j->p0; pc < j->p1; pc += j->kc_base) {
         int64_t kc = imin(j->kc_base, j->p1 - pc);
         float beta = pc == 0 ? j->beta : 1.0f;
+        if (pc == 0 && j->ep != NULL && j->ep->before != NULL) {
+            j->ep->before(j->ep, cblk, j->ldc, row0, rows, col0, cols);
+            beta = 1.0f;
+        }
         const float *a0 = j->a + row0 * j->rsa + pc * j->csa;
         if (!j->direct_a) {
             g->pack(a0, j->rsa, j->csa, rows, kc, (int32_t)mr, abuf);
@@ -142,6 +149,9 @@ static void compute_block(gemm_job *j, float *abuf, int64_t mp0, int64_t mp1, in
                            (int32_t)cols);
                 }
             }
+        }
+        if (pc + kc == j->k && j->ep != NULL && j->ep->after != NULL) {
+            j->ep->after(j->ep, cblk, j->ldc, row0, rows, col0, cols);
         }
     }
 }
@@ -232,6 +242,12 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
         return PD_OK;
     }
 
+    return pd_gemm_run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+}
+
+pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                      float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                      float beta, float *c, int64_t ldc, const pd_gemm_epilogue *ep) {
     const pd_gemm_isa *g = gemm_table[pd_isa_active()];
     if (g == NULL) {
         g = &pd_gemm_scalar;
@@ -254,6 +270,7 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
     j.k = k;
     j.alpha = alpha;
     j.beta = beta;
+    j.ep = ep;
     /* Balanced k chunks of at most kc_max, rounded up to 8: a function of k and the
      * ISA only, never of the thread count. */
     int64_t n_chunks = (k + g->kc_max - 1) / g->kc_max;

@@ -51,6 +51,25 @@ void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, int64_t mc, int64
                        float *dst);
 #endif
 
+/* Hooks run on each block of C a task computes (row0.., col0.. in C coordinates):
+ * before(): ahead of the first k chunk, which then accumulates with beta = 1 (so
+ *   before() provides the C it adds to, e.g. a broadcast bias);
+ * after(): once the last k chunk is stored, while the block is hot in cache.
+ * Blocks start at multiples of the micro-tile width in columns. */
+typedef struct pd_gemm_epilogue {
+    void (*before)(const struct pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
+                   int64_t rows, int64_t col0, int64_t cols);
+    void (*after)(const struct pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
+                  int64_t rows, int64_t col0, int64_t cols);
+    void *ctx;
+} pd_gemm_epilogue;
+
+/* pd_sgemm after argument checks (and without its k == 0 / alpha == 0 shortcut,
+ * which callers with an epilogue handle themselves): requires m, n, k >= 1. */
+pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                      float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                      float beta, float *c, int64_t ldc, const pd_gemm_epilogue *ep);
+
 /* Largest micro-tile of any row (sizes the edge scratch tile). */
 #define PD_GEMM_MAX_MR 16
 #define PD_GEMM_MAX_NR 32

@@ -83,4 +83,20 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
                    float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                    float beta, float *c, int64_t ldc);
 
+/* Fused Dense forward: y = dropout(act(x * op(w) + bias)), with the bias, ReLU and
+ * dropout applied in the GEMM epilogue while each block of y is in cache. x is m x k
+ * (ldx >= k); op(w) is k x n (w is k x n with ldw >= n, or n x k with trans_w = 1 and
+ * ldw >= k); bias has n entries or is NULL; y is m x n, dense (ldy = n). act: 0 none,
+ * 1 ReLU. y and the mask are bit for bit those of the unfused sequence
+ *   y[i][:] = bias; pd_sgemm(0, trans_w, m, n, k, 1, x, ldx, w, ldw, 1, y, n)
+ *     (bias == NULL: beta = 0 instead);
+ *   if act: pd_relu_forward_f32(y, y, m * n);
+ *   pd_dropout_forward_f32(y, y, mask, m * n, p, seed, stream, step)
+ * (mask element i * n + j is y[i][j]). mask may be NULL only when p == 0 (then no
+ * mask is written). y and mask must not overlap x, w, bias or each other. */
+pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int64_t ldw,
+                                int32_t trans_w, const float *bias, float *y, uint8_t *mask,
+                                int64_t m, int64_t n, int64_t k, int32_t act, float p,
+                                uint64_t seed, uint32_t stream, uint64_t step);
+
 #endif

@@ -1,0 +1,139 @@
+/* Fused Dense forward: bias, ReLU and dropout applied in the SGEMM epilogue.
+ *
+ * The GEMM driver calls before() on each output block ahead of its first k chunk
+ * (the block of y is set to the broadcast bias and the chunk accumulates onto it with
+ * beta = 1, exactly as the unfused Dense does) and after() once its last chunk is
+ * stored, while the block is still in L1/L2: ReLU, then the Philox keep bits of its
+ * elements (mask byte e / 8 of element e = i * n + j), then the scale. Every step is
+ * elementwise with the active ISA's kernels, so y and the mask are bit-identical to
+ * the unfused sequence documented in pydrop.h, for any thread count. */
+#include <string.h>
+
+#include "gemm.h"
+
+typedef struct linear_ctx {
+    const pd_kernels *kern;
+    const float *bias;
+    uint8_t *mask;
+    int64_t n;
+    int32_t act;
+    int32_t mode; /* what after() does with the mask, below */
+    float s;
+    uint32_t t, stream;
+    uint32_t key[2];
+    uint64_t step;
+} linear_ctx;
+
+enum { MASK_NONE = 0, MASK_DRAW = 1, MASK_ALL_KEPT = 2, MASK_ALL_DROPPED = 3 };
+
+static void lin_before(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
+                       int64_t rows, int64_t col0, int64_t cols) {
+    const linear_ctx *x = e->ctx;
+    (void)row0;
+    for (int64_t r = 0; r < rows; r++) {
+        memcpy(c + r * ldc, x->bias + col0, (size_t)cols * sizeof(float));
+    }
+}
+
+static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
+                      int64_t rows, int64_t col0, int64_t cols) {
+    const linear_ctx *x = e->ctx;
+    for (int64_t r = 0; r < rows; r++) {
+        float *seg = c + r * ldc;
+        if (x->act) {
+            x->kern->relu_fwd(seg, seg, cols);
+        }
+        /* n % 8 == 0 and col0 % 8 == 0 here, so the block owns whole mask bytes */
+        int64_t byte0 = ((row0 + r) * x->n + col0) >> 3, nbytes = cols >> 3;
+        switch (x->mode) {
+        case MASK_DRAW:
+            x->kern->mask(x->key, x->stream, x->step, (uint64_t)byte0, nbytes, x->t,
+                          x->mask + byte0);
+            x->kern->apply(seg, x->mask + byte0, seg, cols, x->s);
+            break;
+        case MASK_ALL_KEPT:
+            memset(x->mask + byte0, 0xff, (size_t)nbytes);
+            break;
+        case MASK_ALL_DROPPED:
+            memset(seg, 0, (size_t)cols * sizeof(float));
+            memset(x->mask + byte0, 0, (size_t)nbytes);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static int overlaps(const void *a, size_t na, const void *b, size_t nb) {
+    const char *pa = a, *pb = b;
+    return a != NULL && b != NULL && na > 0 && nb > 0 && pa < pb + nb && pb < pa + na;
+}
+
+pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int64_t ldw,
+                                int32_t trans_w, const float *bias, float *y, uint8_t *mask,
+                                int64_t m, int64_t n, int64_t k, int32_t act, float p,
+                                uint64_t seed, uint32_t stream, uint64_t step) {
+    if (m < 0 || n < 0 || k < 0 || (trans_w != 0 && trans_w != 1) || (act != 0 && act != 1) ||
+        !(p >= 0.0f && p <= 1.0f) || ldx < k || ldw < (trans_w ? k : n)) {
+        return PD_ERR_ARG;
+    }
+    if (m == 0 || n == 0) {
+        return PD_OK;
+    }
+    const int64_t total = m * n;
+    if (n > ((int64_t)1 << 35) / m) {
+        return PD_ERR_ARG; /* mask counters are 32-bit blocks: at most 2^35 elements */
+    }
+    size_t ybytes = (size_t)total * sizeof(float), mbytes = (size_t)((total + 7) >> 3);
+    if (y == NULL || (k > 0 && (x == NULL || w == NULL)) || (mask == NULL && p != 0.0f)) {
+        return PD_ERR_ARG;
+    }
+    size_t xbytes = (size_t)((m - 1) * ldx + k) * sizeof(float);
+    size_t wbytes = (size_t)((trans_w ? n - 1 : k - 1) * ldw + (trans_w ? k : n)) * sizeof(float);
+    if ((k > 0 && (overlaps(y, ybytes, x, xbytes) || overlaps(y, ybytes, w, wbytes))) ||
+        overlaps(y, ybytes, bias, (size_t)n * sizeof(float)) || overlaps(y, ybytes, mask, mbytes) ||
+        overlaps(mask, mbytes, x, k > 0 ? xbytes : 0) ||
+        overlaps(mask, mbytes, w, k > 0 ? wbytes : 0)) {
+        return PD_ERR_ARG;
+    }
+
+    uint32_t t = pd_dropout_threshold(p);
+    linear_ctx lc = {.kern = pd_active_kernels(), .bias = bias, .mask = mask, .n = n,
+                     .act = act, .mode = MASK_NONE, .s = (float)(1.0 / (1.0 - (double)p)),
+                     .t = t, .stream = stream, .key = {(uint32_t)seed, (uint32_t)(seed >> 32)},
+                     .step = step};
+    /* Fused mask only when rows hold whole mask bytes; otherwise dropout runs as a
+     * second pass below (same bits, one more sweep over y). */
+    int fuse = (n & 7) == 0;
+    if (fuse && mask != NULL) {
+        lc.mode = p == 0.0f ? MASK_ALL_KEPT : t >= 65536u ? MASK_ALL_DROPPED : MASK_DRAW;
+    }
+
+    pd_status st = PD_OK;
+    if (k == 0) {
+        /* y = bias (or 0), then the same elementwise steps. */
+        for (int64_t i = 0; i < m; i++) {
+            if (bias != NULL) {
+                memcpy(y + i * n, bias, (size_t)n * sizeof(float));
+            } else {
+                memset(y + i * n, 0, (size_t)n * sizeof(float));
+            }
+        }
+        if (act) {
+            st = pd_relu_forward_f32(y, y, total);
+        }
+        fuse = 0;
+    } else {
+        pd_gemm_epilogue ep = {.before = bias != NULL ? lin_before : NULL, .after = lin_after,
+                               .ctx = &lc};
+        if (!act && lc.mode == MASK_NONE) {
+            ep.after = NULL;
+        }
+        st = pd_gemm_run(0, trans_w, m, n, k, 1.0f, x, ldx, w, ldw, bias != NULL ? 1.0f : 0.0f,
+                         y, n, &ep);
+    }
+    if (st == PD_OK && !fuse && mask != NULL) {
+        st = pd_dropout_forward_f32(y, y, mask, total, p, seed, stream, step);
+    }
+    return st;
+}

@@ -1,0 +1,137 @@
+"""pd_linear_forward_f32 (bias + ReLU + dropout in the GEMM epilogue) against the
+unfused sequence it documents in pydrop.h: bit for bit, on every ISA path, for any
+thread count. The unfused GEMM itself is checked against float64 in test_matmul.py."""
+
+import numpy as np
+import pytest
+
+import pydrop
+from pydrop._native import ffi, lib
+
+F = np.float32
+ALL_ISAS = ("scalar", "avx2", "avx512")
+
+
+@pytest.fixture(params=ALL_ISAS)
+def any_isa(request):
+    if request.param not in pydrop.supported_isas():
+        pytest.skip(
+            f"ISA {request.param!r} is not supported by this CPU/OS/build "
+            f"(supported: {pydrop.supported_isas()})"
+        )
+    with pydrop.use_isa(request.param):
+        yield request.param
+
+
+def fp(a):
+    return ffi.cast("float *", a.ctypes.data) if a is not None else ffi.NULL
+
+
+def u8(a):
+    return ffi.cast("uint8_t *", a.ctypes.data) if a is not None else ffi.NULL
+
+
+def operands(rng, m, n, k, trans_w, with_bias):
+    x = rng.standard_normal((m, k)).astype(F)
+    w = rng.standard_normal((n, k) if trans_w else (k, n)).astype(F)
+    b = rng.standard_normal(n).astype(F) if with_bias else None
+    return x, w, b
+
+
+def fused(x, w, b, m, n, k, trans_w, act, p, seed, stream, step, with_mask=True):
+    y = np.full((m, n), np.nan, F)
+    mask = np.full((m * n + 7) // 8, 0xA5, np.uint8) if with_mask else None
+    st = lib.pd_linear_forward_f32(fp(x), k, fp(w), k if trans_w else n, trans_w, fp(b), fp(y),
+                                   u8(mask), m, n, k, act, p, seed, stream, step)
+    assert st == lib.PD_OK
+    return y, mask
+
+
+def unfused(x, w, b, m, n, k, trans_w, act, p, seed, stream, step):
+    y = np.empty((m, n), F)
+    if b is not None:
+        y[:] = b
+    st = lib.pd_sgemm(0, trans_w, m, n, k, 1.0, fp(x), k, fp(w), k if trans_w else n,
+                      1.0 if b is not None else 0.0, fp(y), n)
+    assert st == lib.PD_OK
+    if act:
+        assert lib.pd_relu_forward_f32(fp(y), fp(y), m * n) == lib.PD_OK
+    mask = np.zeros((m * n + 7) // 8, np.uint8)
+    assert lib.pd_dropout_forward_f32(fp(y), fp(y), u8(mask), m * n, p, seed, stream,
+                                      step) == lib.PD_OK
+    return y, mask
+
+
+SHAPES = [  # (m, n, k): the MLP's three layers, then edges and the unfused fallback
+    (256, 256, 784), (256, 256, 256), (256, 10, 256),
+    (67, 40, 33), (1, 8, 1), (13, 24, 400), (7, 16, 0), (5, 9, 3),
+]
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+def test_fused_equals_unfused(any_isa, m, n, k, p):
+    rng = np.random.default_rng(m * 1000 + n + k)
+    for trans_w, act, with_bias in [(0, 1, True), (1, 1, True), (0, 0, False), (1, 0, True)]:
+        x, w, b = operands(rng, m, n, k, trans_w, with_bias)
+        args = (x, w, b, m, n, k, trans_w, act, p, 1234, 3, 77)
+        y1, m1 = fused(*args)
+        y2, m2 = unfused(*args)
+        np.testing.assert_array_equal(m1, m2)
+        np.testing.assert_array_equal(y1.view(np.uint32), y2.view(np.uint32))
+
+
+@pytest.mark.parametrize("m,n,k", [(256, 256, 784), (67, 40, 33), (300, 64, 700)])
+def test_fused_same_for_1_2_4_threads(any_isa, restore_threads, m, n, k):
+    rng = np.random.default_rng(9)
+    x, w, b = operands(rng, m, n, k, 0, True)
+    outs = []
+    for threads in (1, 2, 4):
+        pydrop.set_num_threads(threads)
+        outs.append(fused(x, w, b, m, n, k, 0, 1, 0.5, 5, 1, 2))
+    for y, mask in outs[1:]:
+        np.testing.assert_array_equal(mask, outs[0][1])
+        np.testing.assert_array_equal(y.view(np.uint32), outs[0][0].view(np.uint32))
+
+
+def test_mask_matches_pydrop_dropout():
+    # The documented mask rule, through the public dropout op on the same values.
+    rng = np.random.default_rng(10)
+    m, n, k = 32, 64, 48
+    x, w, b = operands(rng, m, n, k, 0, True)
+    y, mask = fused(x, w, b, m, n, k, 0, 1, 0.3, 42, 0, 5)
+    h = np.maximum(x @ w + b, 0)  # only the sign pattern matters for the mask check
+    _, ref_mask = pydrop.dropout(np.ones_like(h), 0.3, seed=42, stream=0, step=5,
+                                 return_mask=True)
+    np.testing.assert_array_equal(mask, ref_mask)
+    kept = np.unpackbits(mask, bitorder="little")[: m * n].reshape(m, n).astype(bool)
+    assert np.all(y[~kept] == 0)
+    assert 0.6 < kept.mean() < 0.8
+
+
+def test_no_mask_when_p_is_zero():
+    rng = np.random.default_rng(11)
+    x, w, b = operands(rng, 9, 16, 5, 0, True)
+    y, _ = fused(x, w, b, 9, 16, 5, 0, 1, 0.0, 0, 0, 0, with_mask=False)
+    y2, _ = unfused(x, w, b, 9, 16, 5, 0, 1, 0.0, 0, 0, 0)
+    np.testing.assert_array_equal(y, y2)
+
+
+def test_bad_arguments():
+    x = np.ones((4, 4), F)
+    y = np.empty((4, 4), F)
+    mask = np.empty(2, np.uint8)
+
+    def call(**kw):
+        a = dict(x=fp(x), ldx=4, w=fp(x), ldw=4, tw=0, b=ffi.NULL, y=fp(y), mask=u8(mask),
+                 m=4, n=4, k=4, act=1, p=0.5)
+        a.update(kw)
+        return lib.pd_linear_forward_f32(a["x"], a["ldx"], a["w"], a["ldw"], a["tw"], a["b"],
+                                         a["y"], a["mask"], a["m"], a["n"], a["k"], a["act"],
+                                         a["p"], 0, 0, 0)
+
+    assert call() == lib.PD_OK
+    for bad in [dict(m=-1), dict(k=-2), dict(ldx=3), dict(ldw=3), dict(tw=2), dict(act=2),
+                dict(p=1.5), dict(p=float("nan")), dict(mask=ffi.NULL), dict(y=ffi.NULL),
+                dict(x=ffi.NULL), dict(y=fp(x)), dict(mask=ffi.cast("uint8_t *", y.ctypes.data))]:
+        assert call(**bad) == lib.PD_ERR_ARG, bad
