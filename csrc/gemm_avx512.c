@@ -55,11 +55,6 @@ PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict 
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + cols - 1), _MM_HINT_T0);
     }
-    /* one pointer per row of A, one shared k offset */
-    const float *ar[AX_MR];
-    for (int i = 0; i < AX_MR; i++) {
-        ar[i] = a + i * rsa;
-    }
     __m512 c00 = _mm512_setzero_ps(), c01 = _mm512_setzero_ps();
     __m512 c10 = _mm512_setzero_ps(), c11 = _mm512_setzero_ps();
     __m512 c20 = _mm512_setzero_ps(), c21 = _mm512_setzero_ps();
@@ -72,50 +67,104 @@ PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict 
     __m512 c90 = _mm512_setzero_ps(), c91 = _mm512_setzero_ps();
     __m512 c100 = _mm512_setzero_ps(), c101 = _mm512_setzero_ps();
     __m512 c110 = _mm512_setzero_ps(), c111 = _mm512_setzero_ps();
-    int64_t o = 0;
+    if (rsa == 1) {
+        /* packed panel (or A^T read in place): the MR values of one k step are adjacent */
+        const float *ap = a;
 #pragma GCC unroll 2
-    for (int64_t p = 0; p < kc; p++, o += csa) {
-        __m512 b0 = _mm512_loadu_ps(b);
-        __m512 b1 = _mm512_loadu_ps(b + 16);
-        __m512 ai;
-        /* ai = {a[i][p]} x 16; c_i += a[i][p] * b[p][0..31] */
-        ai = _mm512_set1_ps(ar[0][o]);
-        c00 = _mm512_fmadd_ps(ai, b0, c00);
-        c01 = _mm512_fmadd_ps(ai, b1, c01);
-        ai = _mm512_set1_ps(ar[1][o]);
-        c10 = _mm512_fmadd_ps(ai, b0, c10);
-        c11 = _mm512_fmadd_ps(ai, b1, c11);
-        ai = _mm512_set1_ps(ar[2][o]);
-        c20 = _mm512_fmadd_ps(ai, b0, c20);
-        c21 = _mm512_fmadd_ps(ai, b1, c21);
-        ai = _mm512_set1_ps(ar[3][o]);
-        c30 = _mm512_fmadd_ps(ai, b0, c30);
-        c31 = _mm512_fmadd_ps(ai, b1, c31);
-        ai = _mm512_set1_ps(ar[4][o]);
-        c40 = _mm512_fmadd_ps(ai, b0, c40);
-        c41 = _mm512_fmadd_ps(ai, b1, c41);
-        ai = _mm512_set1_ps(ar[5][o]);
-        c50 = _mm512_fmadd_ps(ai, b0, c50);
-        c51 = _mm512_fmadd_ps(ai, b1, c51);
-        ai = _mm512_set1_ps(ar[6][o]);
-        c60 = _mm512_fmadd_ps(ai, b0, c60);
-        c61 = _mm512_fmadd_ps(ai, b1, c61);
-        ai = _mm512_set1_ps(ar[7][o]);
-        c70 = _mm512_fmadd_ps(ai, b0, c70);
-        c71 = _mm512_fmadd_ps(ai, b1, c71);
-        ai = _mm512_set1_ps(ar[8][o]);
-        c80 = _mm512_fmadd_ps(ai, b0, c80);
-        c81 = _mm512_fmadd_ps(ai, b1, c81);
-        ai = _mm512_set1_ps(ar[9][o]);
-        c90 = _mm512_fmadd_ps(ai, b0, c90);
-        c91 = _mm512_fmadd_ps(ai, b1, c91);
-        ai = _mm512_set1_ps(ar[10][o]);
-        c100 = _mm512_fmadd_ps(ai, b0, c100);
-        c101 = _mm512_fmadd_ps(ai, b1, c101);
-        ai = _mm512_set1_ps(ar[11][o]);
-        c110 = _mm512_fmadd_ps(ai, b0, c110);
-        c111 = _mm512_fmadd_ps(ai, b1, c111);
-        b += AX_NR;
+        for (int64_t p = 0; p < kc; p++, ap += csa) {
+            __m512 b0 = _mm512_loadu_ps(b);
+            __m512 b1 = _mm512_loadu_ps(b + 16);
+            __m512 ai;
+            /* ai = {a[i][p]} x 16; c_i += a[i][p] * b[p][0..31] */
+            ai = _mm512_set1_ps(ap[0]);
+            c00 = _mm512_fmadd_ps(ai, b0, c00);
+            c01 = _mm512_fmadd_ps(ai, b1, c01);
+            ai = _mm512_set1_ps(ap[1]);
+            c10 = _mm512_fmadd_ps(ai, b0, c10);
+            c11 = _mm512_fmadd_ps(ai, b1, c11);
+            ai = _mm512_set1_ps(ap[2]);
+            c20 = _mm512_fmadd_ps(ai, b0, c20);
+            c21 = _mm512_fmadd_ps(ai, b1, c21);
+            ai = _mm512_set1_ps(ap[3]);
+            c30 = _mm512_fmadd_ps(ai, b0, c30);
+            c31 = _mm512_fmadd_ps(ai, b1, c31);
+            ai = _mm512_set1_ps(ap[4]);
+            c40 = _mm512_fmadd_ps(ai, b0, c40);
+            c41 = _mm512_fmadd_ps(ai, b1, c41);
+            ai = _mm512_set1_ps(ap[5]);
+            c50 = _mm512_fmadd_ps(ai, b0, c50);
+            c51 = _mm512_fmadd_ps(ai, b1, c51);
+            ai = _mm512_set1_ps(ap[6]);
+            c60 = _mm512_fmadd_ps(ai, b0, c60);
+            c61 = _mm512_fmadd_ps(ai, b1, c61);
+            ai = _mm512_set1_ps(ap[7]);
+            c70 = _mm512_fmadd_ps(ai, b0, c70);
+            c71 = _mm512_fmadd_ps(ai, b1, c71);
+            ai = _mm512_set1_ps(ap[8]);
+            c80 = _mm512_fmadd_ps(ai, b0, c80);
+            c81 = _mm512_fmadd_ps(ai, b1, c81);
+            ai = _mm512_set1_ps(ap[9]);
+            c90 = _mm512_fmadd_ps(ai, b0, c90);
+            c91 = _mm512_fmadd_ps(ai, b1, c91);
+            ai = _mm512_set1_ps(ap[10]);
+            c100 = _mm512_fmadd_ps(ai, b0, c100);
+            c101 = _mm512_fmadd_ps(ai, b1, c101);
+            ai = _mm512_set1_ps(ap[11]);
+            c110 = _mm512_fmadd_ps(ai, b0, c110);
+            c111 = _mm512_fmadd_ps(ai, b1, c111);
+    b += AX_NR;
+        }
+    } else {
+        /* op(A) read in place along its rows: one pointer per row, one shared offset */
+        const float *ar[AX_MR];
+        for (int i = 0; i < AX_MR; i++) {
+            ar[i] = a + i * rsa;
+        }
+        int64_t o = 0;
+#pragma GCC unroll 2
+        for (int64_t p = 0; p < kc; p++, o += csa) {
+            __m512 b0 = _mm512_loadu_ps(b);
+            __m512 b1 = _mm512_loadu_ps(b + 16);
+            __m512 ai;
+            /* ai = {a[i][p]} x 16; c_i += a[i][p] * b[p][0..31] */
+            ai = _mm512_set1_ps(ar[0][o]);
+            c00 = _mm512_fmadd_ps(ai, b0, c00);
+            c01 = _mm512_fmadd_ps(ai, b1, c01);
+            ai = _mm512_set1_ps(ar[1][o]);
+            c10 = _mm512_fmadd_ps(ai, b0, c10);
+            c11 = _mm512_fmadd_ps(ai, b1, c11);
+            ai = _mm512_set1_ps(ar[2][o]);
+            c20 = _mm512_fmadd_ps(ai, b0, c20);
+            c21 = _mm512_fmadd_ps(ai, b1, c21);
+            ai = _mm512_set1_ps(ar[3][o]);
+            c30 = _mm512_fmadd_ps(ai, b0, c30);
+            c31 = _mm512_fmadd_ps(ai, b1, c31);
+            ai = _mm512_set1_ps(ar[4][o]);
+            c40 = _mm512_fmadd_ps(ai, b0, c40);
+            c41 = _mm512_fmadd_ps(ai, b1, c41);
+            ai = _mm512_set1_ps(ar[5][o]);
+            c50 = _mm512_fmadd_ps(ai, b0, c50);
+            c51 = _mm512_fmadd_ps(ai, b1, c51);
+            ai = _mm512_set1_ps(ar[6][o]);
+            c60 = _mm512_fmadd_ps(ai, b0, c60);
+            c61 = _mm512_fmadd_ps(ai, b1, c61);
+            ai = _mm512_set1_ps(ar[7][o]);
+            c70 = _mm512_fmadd_ps(ai, b0, c70);
+            c71 = _mm512_fmadd_ps(ai, b1, c71);
+            ai = _mm512_set1_ps(ar[8][o]);
+            c80 = _mm512_fmadd_ps(ai, b0, c80);
+            c81 = _mm512_fmadd_ps(ai, b1, c81);
+            ai = _mm512_set1_ps(ar[9][o]);
+            c90 = _mm512_fmadd_ps(ai, b0, c90);
+            c91 = _mm512_fmadd_ps(ai, b1, c91);
+            ai = _mm512_set1_ps(ar[10][o]);
+            c100 = _mm512_fmadd_ps(ai, b0, c100);
+            c101 = _mm512_fmadd_ps(ai, b1, c101);
+            ai = _mm512_set1_ps(ar[11][o]);
+            c110 = _mm512_fmadd_ps(ai, b0, c110);
+            c111 = _mm512_fmadd_ps(ai, b1, c111);
+    b += AX_NR;
+        }
     }
     const __m512 va = _mm512_set1_ps(alpha);
     const __m512 vb = _mm512_set1_ps(beta);
