@@ -5,12 +5,14 @@ SGEMM, ReLU) with scalar, AVX2 and AVX-512 paths chosen at run time, behind
 NumPy-in/NumPy-out functions, layers, the tutorial's models and a trainer.
 """
 
+from . import nn
 from ._ops import (
     dropout,
     dropout_backward,
     dropout_layer,
     get_isa,
     get_num_threads,
+    get_rng_state,
     info,
     matmul,
     relu,
@@ -18,39 +20,39 @@ from ._ops import (
     seed,
     set_isa,
     set_num_threads,
+    set_rng_state,
     supported_isas,
     use_isa,
 )
 from ._version import __version__
+from .checkpoint import load_checkpoint, load_model, save_checkpoint
+from .data import FashionMNIST
+from .losses import SoftmaxCrossEntropy, accuracy
+from .models import MLP, DropoutMLP, DropoutMLPScratch
+from .optim import SGD
+from .train import History, Trainer
 
 __all__ = [
     "__version__",
+    # array ops
     "dropout",
     "dropout_backward",
     "dropout_layer",
-    "get_isa",
-    "get_num_threads",
-    "info",
     "matmul",
     "relu",
     "relu_backward",
+    # runtime
+    "get_isa",
+    "get_num_threads",
+    "get_rng_state",
+    "info",
     "seed",
     "set_isa",
     "set_num_threads",
+    "set_rng_state",
     "supported_isas",
     "use_isa",
-]
-
-# training stack
-from . import nn  # noqa: E402
-from .checkpoint import load_checkpoint, load_model, save_checkpoint  # noqa: E402
-from .data import FashionMNIST  # noqa: E402
-from .losses import SoftmaxCrossEntropy, accuracy  # noqa: E402
-from .models import MLP, DropoutMLP, DropoutMLPScratch  # noqa: E402
-from .optim import SGD  # noqa: E402
-from .train import History, Trainer  # noqa: E402
-
-__all__ += [
+    # training stack
     "nn",
     "FashionMNIST",
     "MLP",

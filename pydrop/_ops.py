@@ -289,6 +289,14 @@ class _DefaultGenerator:
         with self._lock:
             self._seed, self._step = seed, 0
 
+    def state(self) -> tuple[int, int]:
+        with self._lock:
+            return self._seed, self._step
+
+    def set_state(self, seed: int, step: int) -> None:
+        with self._lock:
+            self._seed, self._step = seed, step
+
     def draw(self) -> tuple[int, int]:
         with self._lock:
             step = self._step
@@ -302,6 +310,18 @@ _default = _DefaultGenerator()
 def seed(n: int) -> None:
     """Seed the default generator used by dropout calls without ``seed=``."""
     _default.reseed(_check_int("seed", n, _U64))
+
+
+def get_rng_state() -> tuple[int, int]:
+    """The default generator's (seed, step): the next call without ``seed=`` uses them."""
+    return _default.state()
+
+
+def set_rng_state(state: tuple[int, int]) -> None:
+    """Restore a state from :func:`get_rng_state` (e.g. when resuming a run)."""
+    if not isinstance(state, (tuple, list)) or len(state) != 2:
+        raise TypeError(f"state must be a (seed, step) pair, got {state!r}")
+    _default.set_state(_check_int("seed", state[0], _U64), _check_int("step", state[1], _U64))
 
 
 # --- ops --------------------------------------------------------------------
@@ -321,6 +341,7 @@ def dropout(
     step: int | None = None,
     out: np.ndarray | None = None,
     return_mask: bool = False,
+    mask_out: np.ndarray | None = None,
 ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """Inverted dropout: zero each element with probability p, scale the rest by 1/(1-p).
 
@@ -328,8 +349,9 @@ def dropout(
     same on every ISA path and for any thread count. With ``seed=None`` the default
     generator supplies the seed and advances its step; with an explicit seed,
     ``step`` defaults to 0. ``training=False`` returns x itself (or copies it into
-    out). With ``return_mask=True`` also returns the packed keep bits: a uint8 array
-    of (x.size + 7) // 8 bytes, bit k of byte j keeping element 8j + k.
+    out) and draws nothing. With ``return_mask=True`` also returns the packed keep
+    bits: a uint8 array of (x.size + 7) // 8 bytes, bit k of byte j keeping element
+    8j + k. ``mask_out=`` writes those bits into a caller's buffer instead of a new one.
     """
     x = _dense("x", x)
     pf = _check_p(p)
@@ -339,22 +361,30 @@ def dropout(
             raise ValueError(
                 "step= needs an explicit seed=; without one the default generator picks the step"
             )
-        seed_v, step_v = _default.draw()
     else:
         seed_v = _check_int("seed", seed, _U64)
         step_v = 0 if step is None else _check_int("step", step, _U64)
     y = _out(out, x.shape, {"x": x}, in_place=True)
+    if mask_out is None:
+        mask = np.empty(_mask_bytes(x.size), dtype=np.uint8)
+    else:
+        mask = _mask_array("mask_out", mask_out, x.size)
+        if not mask.flags.writeable:
+            raise ValueError("mask_out is read-only; help: pass a writable array")
+        for name, arr in (("x", x), ("out", y)):
+            if _overlap(mask, arr):
+                raise ValueError(f"mask_out overlaps {name}")
     if not training:
         if y is not x and not _same_buffer(y, x):
             np.copyto(y, x)
         result = x if out is None else y
-        if return_mask:
-            mask = np.full(_mask_bytes(x.size), 0xFF, dtype=np.uint8)
+        if return_mask or mask_out is not None:
+            mask.fill(0xFF)
             if x.size % 8:
                 mask[-1] = (1 << (x.size % 8)) - 1
-            return result, mask
-        return result
-    mask = np.empty(_mask_bytes(x.size), dtype=np.uint8)
+        return (result, mask) if return_mask else result
+    if seed is None:
+        seed_v, step_v = _default.draw()
     _check(
         lib.pd_dropout_forward_f32(
             _fbuf(x),
@@ -371,22 +401,26 @@ def dropout(
     return (y, mask) if return_mask else y
 
 
+def _mask_array(name: str, mask: object, n: int) -> np.ndarray:
+    """A packed keep mask for n elements: contiguous 1-D uint8 of (n + 7) // 8 bytes."""
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8:
+        got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
+        raise TypeError(f"{name} must be a uint8 array of packed keep bits, got {got}")
+    if mask.ndim != 1 or mask.size != _mask_bytes(n) or not mask.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be a contiguous 1-D array of {_mask_bytes(n)} bytes for "
+            f"{n} elements, got shape {mask.shape}"
+        )
+    return mask
+
+
 def dropout_backward(
     dy: np.ndarray, mask: np.ndarray, p: float, out: np.ndarray | None = None
 ) -> np.ndarray:
     """dx = keep ? dy / (1 - p) : 0, with keep read from the forward's packed mask."""
     dy = _dense("dy", dy)
     pf = _check_p(p)
-    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8:
-        got = mask.dtype if isinstance(mask, np.ndarray) else type(mask).__name__
-        raise TypeError(
-            f"mask must be the uint8 array returned by dropout(return_mask=True), got {got}"
-        )
-    if mask.ndim != 1 or mask.size != _mask_bytes(dy.size) or not mask.flags.c_contiguous:
-        raise ValueError(
-            f"mask must be a contiguous 1-D array of {_mask_bytes(dy.size)} bytes for "
-            f"dy of {dy.size} elements, got shape {mask.shape}"
-        )
+    mask = _mask_array("mask", mask, dy.size)
     dx = _out(out, dy.shape, {"dy": dy, "mask": mask}, in_place=True)
     _check(
         lib.pd_dropout_backward_f32(

@@ -362,7 +362,8 @@ class Dropout(Module):
         self.seed = seed
         self.stream = stream
         self.step = 0
-        self._mask: np.ndarray | None = None
+        self._mask: np.ndarray | None = None  # the last training forward's keep bits
+        self._mask_buf = np.empty(0, dtype=np.uint8)  # reused across steps
         self._mc: tuple[int, int] | None = None  # (stream offset, step) while MC sampling
 
     def _adopt(self, seed: int, index: int) -> None:
@@ -384,9 +385,11 @@ class Dropout(Module):
         else:
             stream, step = stream + self._mc[0], self._mc[1]
         Y = self._rows("y", X.shape[0], X.shape[1])
-        _, self._mask = dropout(
-            X, self.p, seed=seed, stream=stream, step=step, out=Y, return_mask=True
-        )
+        n_bytes = (X.size + 7) // 8
+        if self._mask_buf.size < n_bytes:
+            self._mask_buf = np.empty(n_bytes, dtype=np.uint8)
+        self._mask = self._mask_buf[:n_bytes]
+        dropout(X, self.p, seed=seed, stream=stream, step=step, out=Y, mask_out=self._mask)
         return Y
 
     def backward(self, dY: np.ndarray) -> np.ndarray:

@@ -26,14 +26,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _ops
+from ._ops import get_rng_state, seed, set_rng_state
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import FashionMNIST
 from .losses import SoftmaxCrossEntropy, accuracy
 from .models import Classifier
 from .optim import SGD
 
-__all__ = ["History", "Trainer", "generator_state", "set_generator_state"]
+__all__ = ["History", "Trainer"]
 
 
 @dataclass
@@ -76,23 +76,6 @@ class History:
     @classmethod
     def from_dict(cls, d: dict[str, list[Any]]) -> History:
         return cls(**{k: list(d.get(k, [])) for k in cls.__dataclass_fields__})
-
-
-def generator_state() -> list[int] | None:
-    """(seed, step) of pydrop's default generator, if the ops layer exposes it."""
-    gen = getattr(_ops, "_default", None)
-    if gen is None or not hasattr(gen, "_seed"):
-        return None
-    with gen._lock:
-        return [int(gen._seed), int(gen._step)]
-
-
-def set_generator_state(state: list[int] | None) -> None:
-    gen = getattr(_ops, "_default", None)
-    if state is None or gen is None:
-        return
-    with gen._lock:
-        gen._seed, gen._step = int(state[0]), int(state[1])
 
 
 def _tqdm() -> Any:
@@ -153,7 +136,7 @@ class Trainer:
         self.history = History()
         self.epoch = 0
         if self.seed is not None:
-            _ops.seed(self.seed)
+            seed(self.seed)
 
     def fit(
         self,
@@ -266,7 +249,7 @@ class Trainer:
             "epoch": self.epoch,
             "max_epochs": self.max_epochs,
             "history": self.history.to_dict(),
-            "generator": generator_state(),
+            "generator": list(get_rng_state()),
             "data_seed": getattr(self.data, "seed", None),
         }
 
@@ -289,7 +272,8 @@ class Trainer:
         state = ckpt.trainer or {}
         self.epoch = int(state.get("epoch", 0))
         self.history = History.from_dict(state.get("history", {}))
-        set_generator_state(state.get("generator"))
+        if state.get("generator") is not None:
+            set_rng_state(state["generator"])
         saved_seed = state.get("data_seed")
         if saved_seed is not None and saved_seed != getattr(self.data, "seed", None):
             warnings.warn(

@@ -120,6 +120,28 @@ CASES = {
     ),
     "matmul beta without out": (lambda: pydrop.matmul(X, X.T, beta=1.0), ValueError, "out"),
     "matmul alpha str": (lambda: pydrop.matmul(X, X.T, alpha="2"), TypeError, "alpha"),
+    "mask_out wrong size": (
+        lambda: pydrop.dropout(X, 0.5, mask_out=np.empty(3, np.uint8)),
+        ValueError,
+        "mask_out",
+    ),
+    "mask_out float": (
+        lambda: pydrop.dropout(X, 0.5, mask_out=np.empty(4, F)),
+        TypeError,
+        "mask_out",
+    ),
+    "mask_out read-only": (
+        lambda: pydrop.dropout(X, 0.5, mask_out=read_only(np.empty(4, np.uint8))),
+        ValueError,
+        "read-only",
+    ),
+    "mask_out overlaps x": (
+        lambda: (lambda b: pydrop.dropout(b[:8], 0.5, mask_out=b[7:8].view(np.uint8)[:1]))(
+            np.ones(16, F)
+        ),
+        ValueError,
+        "overlaps",
+    ),
     # p
     "p negative": (lambda: pydrop.dropout(X, -0.1), ValueError, "p"),
     "p above one": (lambda: pydrop.dropout(X, 1.0001), ValueError, "p"),

@@ -153,3 +153,32 @@ def test_matmul_zero_sizes_and_k0():
     pydrop.matmul(a, b, out=out, beta=2.0)
     np.testing.assert_array_equal(out, 2.0)
     assert pydrop.matmul(np.zeros((0, 5), np.float32), np.zeros((5, 2), np.float32)).shape == (0, 2)
+
+
+def test_mask_out_is_filled_and_returned():
+    x = rand(1001)
+    y0, m0 = pydrop.dropout(x, 0.4, seed=8, return_mask=True)
+    buf = np.empty(126, np.uint8)
+    y1, m1 = pydrop.dropout(x, 0.4, seed=8, return_mask=True, mask_out=buf)
+    assert m1 is buf
+    np.testing.assert_array_equal(buf, m0)
+    np.testing.assert_array_equal(y1, y0)
+    pydrop.dropout(x, 0.4, training=False, mask_out=buf)
+    assert unpack(buf, x.size).all() and buf[-1] == 0x01
+
+
+def test_rng_state_round_trip_and_eval_draws_nothing():
+    x = rand(2000)
+    pydrop.seed(77)
+    pydrop.dropout(x, 0.5)
+    state = pydrop.get_rng_state()
+    assert state == (77, 1)
+    pydrop.dropout(x, 0.5, training=False)
+    assert pydrop.get_rng_state() == state
+    a = pydrop.dropout(x, 0.5)
+    pydrop.set_rng_state(state)
+    np.testing.assert_array_equal(pydrop.dropout(x, 0.5), a)
+    with pytest.raises(TypeError):
+        pydrop.set_rng_state(5)
+    with pytest.raises(ValueError, match="step"):
+        pydrop.set_rng_state((1, -1))
