@@ -38,6 +38,10 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_MPL = importlib.util.find_spec("matplotlib") is not None
 
 
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"bench.json holds {name}, which strict JSON does not allow")
+
+
 def _run(tmp_path: Path, extra: list[str], hide: tuple[str, ...] = ()) -> tuple[dict, str]:
     env = dict(os.environ)
     paths = [str(ROOT)]
@@ -59,7 +63,7 @@ def _run(tmp_path: Path, extra: list[str], hide: tuple[str, ...] = ()) -> tuple[
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    report = json.loads((out / "bench.json").read_text())
+    report = json.loads((out / "bench.json").read_text(), parse_constant=_reject_constant)
     md = (out / "bench.md").read_text()
     assert md in proc.stdout
     return report, md

@@ -16,6 +16,7 @@ import argparse
 import datetime as _dt
 import importlib.util
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -167,6 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "repeats": args.repeats or (3 if quick else 7),
         "min_time": args.min_time or (0.005 if quick else 0.05),
         "warmup": 1,
+        "max_total": 1.0 if quick else 4.0,
     }
     epochs = args.epochs or (1 if quick else 10)
     batches = args.batches or (10 if quick else None)
@@ -288,6 +290,17 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, default=str))
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities replaced by None, so the JSON is strict."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``pydrop bench``; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -302,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     if plot_dir is not None:
         report["figures"] = write_plots(report, plot_dir)
     md = to_markdown(report)
-    for path, text in ((json_path, json.dumps(report, indent=1) + "\n"), (md_path, md)):
+    text_json = json.dumps(_finite(report), indent=1, allow_nan=False) + "\n"
+    for path, text in ((json_path, text_json), (md_path, md)):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)

@@ -352,7 +352,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     t = cfg["timing"]
     L.append(
         f"- **Method**: one process per library and ISA path; warm-up, then {t['repeats']} "
-        f"repeats of ≥ {t['min_time'] * 1e3:.0f} ms each; median (min–max) per call. "
+        f"repeats of ≥ {t['min_time'] * 1e3:.0f} ms each (at least 3 when "
+        f"{t['repeats']} would take over {t.get('max_total') or 0:g} s); median (min–max) per "
+        "call (all three in the JSON). "
         "Speed-up = peer time / pydrop time (pydrop at its default ISA); > 1 means pydrop "
         "is faster."
     )

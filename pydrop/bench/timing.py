@@ -38,8 +38,13 @@ def measure(
     min_time: float = 0.05,
     warmup: int = 1,
     max_number: int = 1 << 20,
+    max_total: float | None = None,
 ) -> Timing:
-    """Time ``fn()``; see the module docstring for the method."""
+    """Time ``fn()``; see the module docstring for the method.
+
+    ``max_total`` (seconds) lowers the number of repeats, never below 3, for calls
+    so slow that ``repeats`` of them would take longer than that.
+    """
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     for _ in range(warmup):
@@ -56,6 +61,8 @@ def measure(
         # Jump close to the target at once when the first runs are very short.
         grow = min_time / max(elapsed, 1e-9)
         number = min(max_number, max(number * 2, int(number * min(grow, 1000.0) * 1.1)))
+    if max_total is not None and elapsed * repeats > max_total:
+        repeats = max(min(3, repeats), int(max_total / max(elapsed, 1e-9)))
     samples = []
     for _ in range(repeats):
         t0 = clock()
