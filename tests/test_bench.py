@@ -141,3 +141,21 @@ def test_bench_rejects_bad_flags() -> None:
         build_parser().parse_args(["--isa", "sse9"])
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--threads", "0"])
+
+
+def test_measure_reports_ordered_stats() -> None:
+    from pydrop.bench.timing import measure
+
+    calls = []
+    t = measure(lambda: calls.append(1), repeats=3, min_time=0.001, warmup=2)
+    assert t.repeats == 3 and t.number >= 1
+    assert 0 <= t.min <= t.median <= t.max
+    assert len(calls) >= 2 + 3 * t.number
+
+
+def test_strict_json_replaces_non_finite() -> None:
+    from pydrop.bench import _finite
+
+    clean = _finite({"a": float("nan"), "b": [1.0, float("inf")], "c": "x"})
+    assert clean == {"a": None, "b": [1.0, None], "c": "x"}
+    json.dumps(clean, allow_nan=False)

@@ -174,6 +174,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     batches = args.batches or (10 if quick else None)
     download = args.download if args.download is not None else not quick
     default_isa, isa_plan = _pydrop_isas(args.isa)
+    measured = [i for i in ISAS if isa_plan[i] == "run"]
+    if not measured:
+        raise SystemExit(f"pydrop bench: none of --isa {','.join(args.isa)} runs on this CPU")
+    # Ratios and the training runs use pydrop's default ISA, or the best one measured.
+    ref_isa = default_isa if default_isa in measured else measured[-1]
     torch_found = importlib.util.find_spec("torch") is not None
     torch_state = (
         "skipped (--no-torch)" if args.no_torch else ("run" if torch_found else "not installed")
@@ -197,6 +202,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "version": pydrop.__version__,
             "info": _jsonable(pydrop.info()),
             "default_isa": default_isa,
+            "reference_isa": ref_isa,
             "isa_paths": isa_plan,
         },
         "torch": torch_state,
@@ -238,7 +244,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for lib, isa in libs:
                 if not do_kernels:
                     break
-                both = merge and (lib != "pydrop" or isa == default_isa)
+                both = merge and (lib != "pydrop" or isa == ref_isa)
                 specs.append(
                     {"task": "both" if both else "kernels", "lib": lib, "isa": isa, "threads": n}
                 )
@@ -250,7 +256,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 e2e_libs.append(("pydrop", "pydrop-ops"))
             for n in threads:
                 for lib, impl in e2e_libs:
-                    specs.append({"task": "e2e", "lib": lib, "impl": impl, "threads": n})
+                    isa = ref_isa if lib == "pydrop" else None
+                    specs.append(
+                        {"task": "e2e", "lib": lib, "isa": isa, "impl": impl, "threads": n}
+                    )
         if do_kernels:
             cases = K.kernel_cases(quick)
         for spec in specs:

@@ -39,7 +39,7 @@ def _key(case: dict[str, Any]) -> tuple[str, str, str]:
 
 def summarize(report: dict[str, Any]) -> None:
     """Add ``kernels``, ``e2e`` and ``headline`` to ``report`` from its ``workers``."""
-    default_isa = report["pydrop"]["default_isa"]
+    default_isa = report["pydrop"]["reference_isa"]
     isa_plan = report["pydrop"]["isa_paths"]
     torch_state = report["torch"]
     workers = report["workers"]
@@ -208,7 +208,7 @@ def _geomean(xs: list[float]) -> float:
 
 def _headline(report: dict[str, Any]) -> dict[str, Any]:
     h: dict[str, Any] = {"dropout": [], "gemm": [], "epoch": []}
-    isa = report["pydrop"]["default_isa"]
+    isa = report["pydrop"]["reference_isa"]
     for row in report["kernels"]:
         if (
             row["group"] == "dropout"
@@ -318,7 +318,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     m = report["machine"]
     libs = report.get("libraries", {})
     pd = report["pydrop"]
-    isa = pd["default_isa"]
+    isa = pd["reference_isa"]
     cfg = report["config"]
     L: list[str] = []
     L.append("# pydrop benchmark")
@@ -336,7 +336,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"caches {', '.join(f'{k} {v}' for k, v in m['caches'].items()) or 'unknown'}; "
         f"flags {' '.join(m['cpu_flags'])}; {m['platform']}; Python {m['python']}."
     )
-    L.append(f"- **pydrop** {pd['version']}: default ISA **{isa}** ({paths}).")
+    L.append(
+        f"- **pydrop** {pd['version']}: default ISA **{pd['default_isa']}** ({paths}); ratios "
+        f"use **{isa}**."
+    )
     L.append(
         f"- **NumPy** {numpy_v or '?'} ({_blas_name(libs, 'numpy')}); "
         "OPENBLAS_CORETYPE/OPENBLAS_L2_SIZE unset for its processes."
@@ -522,7 +525,7 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         }
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    isa = report["pydrop"]["default_isa"]
+    isa = report["pydrop"]["reference_isa"]
     threads = sorted(
         {r["threads"] for r in report["kernels"]} | {r["threads"] for r in report["e2e"]}
     )
