@@ -178,8 +178,15 @@ def info() -> dict[str, Any]:
 # --- argument checks --------------------------------------------------------
 
 
+# The checks below run on every call of every op, so each starts with a fast path
+# for the common exact types before the general (slower, ABC-based) test.
+
+
 def _check_int(name: str, value: object, bound: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    if type(value) is int:
+        if 0 <= value < bound:
+            return value
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int in [0, {bound}), got {type(value).__name__}")
     v = int(value)
     if not 0 <= v < bound:
@@ -188,6 +195,8 @@ def _check_int(name: str, value: object, bound: int) -> int:
 
 
 def _check_p(p: object, name: str = "p") -> float:
+    if type(p) is float and 0.0 <= p <= 1.0:  # NaN fails the comparison
+        return p
     if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
         raise TypeError(f"{name} must be a real number in [0, 1], got {type(p).__name__}")
     v = float(p)
@@ -197,15 +206,22 @@ def _check_p(p: object, name: str = "p") -> float:
 
 
 def _check_real(name: str, value: object) -> float:
+    if type(value) is float:
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
     return float(value)
 
 
+_F32 = np.dtype(np.float32)
+
+
 def _float_array(name: str, a: object, ndim: int | None = None) -> np.ndarray:
-    if not isinstance(a, np.ndarray) or isinstance(a, np.ma.MaskedArray):
+    if type(a) is not np.ndarray and (
+        not isinstance(a, np.ndarray) or isinstance(a, np.ma.MaskedArray)
+    ):
         raise TypeError(f"{name} must be a numpy.ndarray of float32, got {type(a).__name__}")
-    if a.dtype != np.float32:
+    if a.dtype is not _F32 and a.dtype != _F32:
         raise TypeError(
             f"{name} must have dtype float32 (native byte order), got {a.dtype}; "
             f"help: pass {name}.astype(np.float32)"
@@ -227,16 +243,10 @@ def _dense(name: str, a: object, ndim: int | None = None) -> np.ndarray:
     return a
 
 
-# byte_bounds moved to np.lib.array_utils in NumPy 2.0.
-_byte_bounds = getattr(np.lib, "array_utils", np).byte_bounds
-
-
 def _overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether the memory spans of a and b intersect (exact for dense arrays)."""
-    if a.size == 0 or b.size == 0:
-        return False
-    (alo, ahi), (blo, bhi) = _byte_bounds(a), _byte_bounds(b)
-    return alo < bhi and blo < ahi
+    """Whether the memory spans of a and b intersect: exact for dense arrays,
+    conservative for strided views (matmul's operands)."""
+    return bool(np.may_share_memory(a, b))
 
 
 def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
@@ -260,9 +270,7 @@ def _out(
     if not out.flags.writeable:
         raise ValueError("out is read-only; help: pass a writable array or out=None")
     for name, arr in inputs.items():
-        if in_place and _same_buffer(out, arr):
-            continue
-        if _overlap(out, arr):
+        if _overlap(out, arr) and not (in_place and _same_buffer(out, arr)):
             raise ValueError(
                 f"out overlaps {name}"
                 + (f"; only exact in-place (out={name}) is allowed" if in_place else "")
@@ -480,6 +488,11 @@ def _gemm_operand(name: str, a: object) -> tuple[np.ndarray, int, int]:
 
 
 def _ptr(a: np.ndarray) -> Any:
+    """The address of a[0, 0]; the buffer protocol is fastest where it applies."""
+    if a.flags.c_contiguous:
+        return ffi.from_buffer("float[]", a)
+    if a.T.flags.c_contiguous:
+        return ffi.from_buffer("float[]", a.T)
     return ffi.cast("float *", a.__array_interface__["data"][0])
 
 
