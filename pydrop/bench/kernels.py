@@ -19,6 +19,7 @@ dropout, ``torch.nn.functional.dropout``, the "allocating" dropout row).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -215,10 +216,18 @@ def pydrop_impls(case: Case) -> list[Impl]:
         x, dy = _rand(rng, shape), _rand(rng, shape)
         y, dx = np.empty_like(x), np.empty_like(x)
         if case["op"] == "forward+backward":
+            if "mask_out" in inspect.signature(pydrop.dropout).parameters:
+                mbuf = np.empty((x.size + 7) // 8, dtype=np.uint8)
 
-            def fb() -> object:
-                _, mask = pydrop.dropout(x, p, out=y, return_mask=True)
-                return pydrop.dropout_backward(dy, mask, p, out=dx)
+                def fb() -> object:  # the mask goes into a reused buffer, as in training
+                    pydrop.dropout(x, p, out=y, mask_out=mbuf)
+                    return pydrop.dropout_backward(dy, mbuf, p, out=dx)
+
+            else:
+
+                def fb() -> object:
+                    _, mask = pydrop.dropout(x, p, out=y, return_mask=True)
+                    return pydrop.dropout_backward(dy, mask, p, out=dx)
 
             return [("pydrop", fb)]
         if case["op"] == "forward, allocating":
