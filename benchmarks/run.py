@@ -21,9 +21,10 @@ from pydrop.bench import main  # noqa: E402
 
 if __name__ == "__main__":
     argv = sys.argv[1:]
+    command = " ".join(["python benchmarks/run.py", *argv])
     if not any(
         a.split("=")[0] in ("--out", "--json", "--markdown", "--plots", "-h", "--help")
         for a in argv
     ):
         argv += ["--out", str(HERE / "results")]
-    sys.exit(main(argv))
+    sys.exit(main(argv, command=command))

@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "pydrop bench " + " ".join(args.argv),
+        "command": args.command,
         "config": {
             "quick": quick,
             "threads": threads,
@@ -310,11 +310,14 @@ def _finite(obj: Any) -> Any:
     return obj
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``pydrop bench``; returns the process exit code."""
+def main(argv: list[str] | None = None, *, command: str | None = None) -> int:
+    """Entry point of ``pydrop bench``; returns the process exit code.
+
+    ``command`` replaces the command line recorded in the report (for wrappers).
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv
+    args.command = command or "pydrop bench " + " ".join(argv)
     from .report import to_markdown, write_plots
 
     report = run(args)
