@@ -6,8 +6,10 @@
 
 #include "ref.h"
 
-/* Below this many elements a second thread costs more than it saves. */
-#define PD_PAR_MIN 32768
+/* Elements per extra thread below which splitting costs more than it saves: the
+ * mask draw is compute-bound, the mask apply (backward) is a memory stream. */
+#define PD_PAR_FORWARD 65536
+#define PD_PAR_BACKWARD 1048576
 /* Elements per mask/apply round trip, sized so the mask bytes stay in L1. */
 #define PD_TILE 16384
 
@@ -20,9 +22,9 @@ static int overlaps(const void *a, size_t na, const void *b, size_t nb) {
     return na > 0 && nb > 0 && pa < pb + nb && pb < pa + na;
 }
 
-static int32_t tasks_for(int64_t n) {
+static int32_t tasks_for(int64_t n, int64_t per_task) {
     int32_t t = pd_get_num_threads();
-    int64_t useful = n / PD_PAR_MIN;
+    int64_t useful = n / per_task;
     if (useful < t) {
         t = useful < 1 ? 1 : (int32_t)useful;
     }
@@ -126,7 +128,7 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
         drop_job j = {.k = pd_active_kernels(), .x = x, .y = y, .mask = mask, .n = n,
                       .s = keep_scale(p), .key = {(uint32_t)seed, (uint32_t)(seed >> 32)},
                       .stream = stream, .t = pd_dropout_threshold(p), .step = step};
-        pd_status st = pd_parallel(tasks_for(n), forward_task, &j);
+        pd_status st = pd_parallel(tasks_for(n, PD_PAR_FORWARD), forward_task, &j);
         if (st != PD_OK) {
             return st;
         }
@@ -157,7 +159,7 @@ pd_status pd_dropout_backward_f32(const float *dy, const uint8_t *mask, float *d
     /* p == 0 takes the general path: the mask may be any mask, and s == 1. */
     drop_job j = {.k = pd_active_kernels(), .x = dy, .y = dx, .cmask = mask, .n = n,
                   .s = keep_scale(p)};
-    return pd_parallel(tasks_for(n), backward_task, &j);
+    return pd_parallel(tasks_for(n, PD_PAR_BACKWARD), backward_task, &j);
 }
 
 pd_status pd_relu_forward_f32(const float *x, float *y, int64_t n) {

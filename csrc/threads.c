@@ -1,45 +1,61 @@
-/* A small persistent thread pool. Workers sleep on a condition variable between
- * jobs; one job runs at a time (pd_parallel calls from several threads queue up). */
+/* A small persistent thread pool. One job runs at a time (pd_parallel calls from
+ * several threads queue up on run_lock). Between jobs a worker spins briefly on the
+ * job counter, then sleeps on a condition variable: a training step issues dozens of
+ * short parallel calls back to back, and a futex wake-up per call would cost more
+ * than some of those calls take. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "glibc_compat.h"
 #include "internal.h"
 
 #define PD_MAX_THREADS 64
+/* Polls before a worker sleeps, and before a waiting caller starts yielding. */
+#define PD_SPIN 20000
 
 static pthread_mutex_t run_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
+/* `lock` guards the job description and generation writes, so a worker that sees a
+ * new generation under it also sees that job's fields. */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t done = PTHREAD_COND_INITIALIZER;
-static int32_t n_workers;   /* started workers, ids 1..n_workers */
+static int32_t n_workers;                  /* started workers, ids 1..n_workers */
 static uint64_t start_gen[PD_MAX_THREADS]; /* generation when worker id started */
-static uint64_t generation; /* bumped once per job */
+static _Atomic uint64_t generation;        /* bumped once per job */
 static pd_task_fn job_fn;
 static void *job_ctx;
 static int32_t job_tasks;
-static int32_t pending;
+static _Atomic int32_t pending; /* worker tasks of the current job not yet done */
 static _Atomic int32_t num_threads = 1;
+
+static inline void cpu_relax(void) {
+#if PD_X86
+    __asm__ volatile("pause");
+#endif
+}
 
 static void *worker(void *arg) {
     int32_t id = (int32_t)(intptr_t)arg;
     pthread_mutex_lock(&lock);
     uint64_t seen = start_gen[id];
+    pthread_mutex_unlock(&lock);
     for (;;) {
-        while (generation == seen) {
+        for (int i = 0; i < PD_SPIN && atomic_load_explicit(&generation, memory_order_relaxed) == seen;
+             i++) {
+            cpu_relax();
+        }
+        pthread_mutex_lock(&lock);
+        while (atomic_load_explicit(&generation, memory_order_relaxed) == seen) {
             pthread_cond_wait(&wake, &lock);
         }
-        seen = generation;
-        if (id < job_tasks) {
-            pd_task_fn fn = job_fn;
-            void *ctx = job_ctx;
-            int32_t tasks = job_tasks;
-            pthread_mutex_unlock(&lock);
+        seen = atomic_load_explicit(&generation, memory_order_relaxed);
+        pd_task_fn fn = job_fn;
+        void *ctx = job_ctx;
+        int32_t tasks = job_tasks;
+        pthread_mutex_unlock(&lock);
+        if (id < tasks) {
             fn(ctx, id, tasks);
-            pthread_mutex_lock(&lock);
-            if (--pending == 0) {
-                pthread_cond_signal(&done);
-            }
+            atomic_fetch_sub_explicit(&pending, 1, memory_order_release);
         }
     }
     return NULL;
@@ -50,9 +66,8 @@ static void reset_after_fork(void) {
     pthread_mutex_init(&run_lock, NULL);
     pthread_mutex_init(&lock, NULL);
     pthread_cond_init(&wake, NULL);
-    pthread_cond_init(&done, NULL);
     n_workers = 0;
-    generation = 0;
+    atomic_store(&pending, 0);
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -67,7 +82,7 @@ static int32_t grow_pool(int32_t want) {
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         /* A worker must not act on a job that predates it, so it starts from the
          * current generation; the next job bumps it after the pool has grown. */
-        start_gen[n_workers + 1] = generation;
+        start_gen[n_workers + 1] = atomic_load(&generation);
         int rc = pthread_create(&th, &attr, worker, (void *)(intptr_t)(n_workers + 1));
         pthread_attr_destroy(&attr);
         if (rc != 0) {
@@ -97,18 +112,21 @@ pd_status pd_parallel(int32_t n_tasks, pd_task_fn fn, void *ctx) {
     job_fn = fn;
     job_ctx = ctx;
     job_tasks = n_tasks;
-    pending = n_tasks - 1;
-    generation++;
+    atomic_store_explicit(&pending, n_tasks - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
 
     fn(ctx, 0, n_tasks);
 
-    pthread_mutex_lock(&lock);
-    while (pending > 0) {
-        pthread_cond_wait(&done, &lock);
+    /* The workers' release decrements make their results visible to this acquire. */
+    for (int i = 0; atomic_load_explicit(&pending, memory_order_acquire) > 0; i++) {
+        if (i < PD_SPIN) {
+            cpu_relax();
+        } else {
+            sched_yield();
+        }
     }
-    pthread_mutex_unlock(&lock);
     pthread_mutex_unlock(&run_lock);
     return PD_OK;
 }
