@@ -137,3 +137,106 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
     }
     return st;
 }
+
+/* ---- backward ---------------------------------------------------------------- */
+
+typedef struct linear_bwd_job {
+    const pd_kernels *kern;
+    const float *dy, *y;
+    const uint8_t *mask;
+    float *dz, *db;
+    int64_t m, n;
+    int32_t act;
+    float s;
+} linear_bwd_job;
+
+/* Columns [c0, c1) of every row, rows in order: dz = relu'(y) * (keep ? dy * s : 0),
+ * db[j] += dz[i][j] for i = 0, 1, ... (one task owns a column, so the sum order is
+ * fixed). n % 8 == 0 and c0 % 8 == 0, so each row segment starts on a mask byte. */
+static void bwd_columns(const linear_bwd_job *j, int64_t c0, int64_t c1) {
+    const int64_t len = c1 - c0;
+    for (int64_t i = 0; i < j->m; i++) {
+        const int64_t off = i * j->n + c0;
+        float *dz = j->dz + off;
+        if (j->mask != NULL) {
+            j->kern->apply(j->dy + off, j->mask + (off >> 3), dz, len, j->s);
+        } else if (dz != j->dy + off) {
+            memcpy(dz, j->dy + off, (size_t)len * sizeof(float));
+        }
+        if (j->act) {
+            j->kern->relu_bwd(dz, j->y + off, dz, len);
+        }
+        if (j->db != NULL) {
+            float *db = j->db + c0;
+            for (int64_t c = 0; c < len; c++) {
+                db[c] += dz[c];
+            }
+        }
+    }
+}
+
+static void bwd_task(void *ctx, int32_t t, int32_t n_tasks) {
+    const linear_bwd_job *j = ctx;
+    int64_t units = j->n / 8; /* columns in groups of 8 (one mask byte per row) */
+    int64_t c0 = units * t / n_tasks * 8, c1 = units * (t + 1) / n_tasks * 8;
+    if (c0 < c1) {
+        bwd_columns(j, c0, c1);
+    }
+}
+
+pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const float *y, float *dz,
+                                 float *db, int64_t m, int64_t n, int32_t act, float p) {
+    if (m < 0 || n < 0 || (act != 0 && act != 1) || !(p >= 0.0f && p <= 1.0f)) {
+        return PD_ERR_ARG;
+    }
+    if (m == 0 || n == 0) {
+        return PD_OK;
+    }
+    if (n > ((int64_t)1 << 35) / m) {
+        return PD_ERR_ARG;
+    }
+    const int64_t total = m * n;
+    size_t fbytes = (size_t)total * sizeof(float), mbytes = (size_t)((total + 7) >> 3);
+    if (dy == NULL || dz == NULL || (act && y == NULL) || (mask == NULL && p != 0.0f)) {
+        return PD_ERR_ARG;
+    }
+    if ((dz != dy && overlaps(dz, fbytes, dy, fbytes)) || overlaps(dz, fbytes, mask, mbytes) ||
+        (act && overlaps(dz, fbytes, y, fbytes)) ||
+        overlaps(db, (size_t)n * sizeof(float), dz, fbytes) ||
+        overlaps(db, (size_t)n * sizeof(float), dy, fbytes)) {
+        return PD_ERR_ARG;
+    }
+    linear_bwd_job j = {.kern = pd_active_kernels(), .dy = dy, .y = y, .mask = mask, .dz = dz,
+                        .db = db, .m = m, .n = n, .act = act,
+                        .s = (float)(1.0 / (1.0 - (double)p))};
+    if ((n & 7) != 0) {
+        /* rows do not start on mask bytes: whole-array passes, then the column sums */
+        pd_status st = mask != NULL ? pd_dropout_backward_f32(dy, mask, dz, total, p) : PD_OK;
+        if (st == PD_OK && mask == NULL && dz != dy) {
+            memcpy(dz, dy, fbytes);
+        }
+        if (st == PD_OK && act) {
+            st = pd_relu_backward_f32(dz, y, dz, total);
+        }
+        for (int64_t i = 0; st == PD_OK && db != NULL && i < m; i++) {
+            for (int64_t c = 0; c < n; c++) {
+                db[c] += dz[i * n + c];
+            }
+        }
+        return st;
+    }
+    int32_t tasks = pd_get_num_threads();
+    int64_t by_size = total / 65536; /* below ~64K elements a second thread does not pay */
+    if (by_size < tasks) {
+        tasks = by_size < 1 ? 1 : (int32_t)by_size;
+    }
+    if (tasks > n / 8) {
+        tasks = (int32_t)(n / 8);
+    }
+    pd_status st = pd_parallel(tasks, bwd_task, &j);
+    if (st == PD_ERR_THREAD) {
+        bwd_task(&j, 0, 1);
+        st = PD_OK;
+    }
+    return st;
+}

@@ -98,5 +98,15 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
                                 int32_t trans_w, const float *bias, float *y, uint8_t *mask,
                                 int64_t m, int64_t n, int64_t k, int32_t act, float p,
                                 uint64_t seed, uint32_t stream, uint64_t step);
+/* Fused Dense backward, elementwise part, one pass: for y the forward output of
+ * pd_linear_forward_f32 (same m, n, act, p and mask),
+ *   dz = act ? relu'(y) (*) dropout_backward(dy) : dropout_backward(dy)
+ * bit for bit as pd_dropout_backward_f32(dy, mask, dz, m * n, p) followed, if act, by
+ * pd_relu_backward_f32(dz, y, dz, m * n) (mask NULL only when p == 0: then the first
+ * step is a copy). If db is not NULL, db[j] += dz[0][j] + dz[1][j] + ... summed in row
+ * order in float32 (the same for any thread count). dz may equal dy; no other overlap.
+ * The weight and input gradients are then two pd_sgemm calls on dz. */
+pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const float *y, float *dz,
+                                 float *db, int64_t m, int64_t n, int32_t act, float p);
 
 #endif

@@ -135,3 +135,74 @@ def test_bad_arguments():
                 dict(p=1.5), dict(p=float("nan")), dict(mask=ffi.NULL), dict(y=ffi.NULL),
                 dict(x=ffi.NULL), dict(y=fp(x)), dict(mask=ffi.cast("uint8_t *", y.ctypes.data))]:
         assert call(**bad) == lib.PD_ERR_ARG, bad
+
+
+# ---- backward -------------------------------------------------------------------
+
+
+def backward_fused(dy, mask, y, m, n, act, p, db0, in_place=False):
+    dz = dy.copy() if in_place else np.full((m, n), np.nan, F)
+    src = dz if in_place else dy
+    db = None if db0 is None else db0.copy()
+    st = lib.pd_linear_backward_f32(fp(src), u8(mask), fp(y), fp(dz), fp(db), m, n, act, p)
+    assert st == lib.PD_OK
+    return dz, db
+
+
+def backward_unfused(dy, mask, y, m, n, act, p, db0):
+    dz = np.empty((m, n), F)
+    if mask is not None:
+        assert lib.pd_dropout_backward_f32(fp(dy), u8(mask), fp(dz), m * n, p) == lib.PD_OK
+    else:
+        dz[:] = dy
+    if act:
+        assert lib.pd_relu_backward_f32(fp(dz), fp(y), fp(dz), m * n) == lib.PD_OK
+    db = None
+    if db0 is not None:
+        db = db0.copy()
+        for row in dz:  # the documented order: row by row, float32 adds
+            db += row
+    return dz, db
+
+
+@pytest.mark.parametrize("m,n,k", [(256, 256, 64), (256, 10, 32), (67, 40, 33), (5, 9, 3),
+                                   (600, 264, 8)])  # the last one splits over threads
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_backward_fused_equals_unfused(any_isa, restore_threads, m, n, k, p):
+    rng = np.random.default_rng(m + n + k)
+    x, w, b = operands(rng, m, n, k, 0, True)
+    for act in (1, 0):
+        y, mask = fused(x, w, b, m, n, k, 0, act, p, 7, 1, 3, with_mask=p != 0.0)
+        dy = rng.standard_normal((m, n)).astype(F)
+        db0 = rng.standard_normal(n).astype(F)
+        ref_dz, ref_db = backward_unfused(dy, mask, y, m, n, act, p, db0)
+        for threads in (1, 2, 4):
+            pydrop.set_num_threads(threads)
+            for in_place in (False, True):
+                dz, db = backward_fused(dy, mask, y, m, n, act, p, db0, in_place)
+                np.testing.assert_array_equal(dz.view(np.uint32), ref_dz.view(np.uint32))
+                np.testing.assert_array_equal(db.view(np.uint32), ref_db.view(np.uint32))
+        dz, db = backward_fused(dy, mask, y, m, n, act, p, None)
+        assert db is None
+        np.testing.assert_array_equal(dz.view(np.uint32), ref_dz.view(np.uint32))
+
+
+def test_backward_bad_arguments():
+    dy = np.ones((4, 8), F)
+    y = np.ones((4, 8), F)
+    dz = np.empty((4, 8), F)
+    db = np.zeros(8, F)
+    mask = np.full(4, 0xFF, np.uint8)
+
+    def call(**kw):
+        a = dict(dy=fp(dy), mask=u8(mask), y=fp(y), dz=fp(dz), db=fp(db), m=4, n=8, act=1,
+                 p=0.5)
+        a.update(kw)
+        return lib.pd_linear_backward_f32(a["dy"], a["mask"], a["y"], a["dz"], a["db"], a["m"],
+                                          a["n"], a["act"], a["p"])
+
+    assert call() == lib.PD_OK
+    for bad in [dict(m=-1), dict(n=-1), dict(act=3), dict(p=-0.1), dict(mask=ffi.NULL),
+                dict(dz=ffi.NULL), dict(y=ffi.NULL), dict(dz=fp(y)),
+                dict(db=ffi.cast("float *", dz.ctypes.data))]:
+        assert call(**bad) == lib.PD_ERR_ARG, bad
