@@ -53,9 +53,12 @@ say "python -m build: the sdist, then the wheel from the unpacked sdist"
 sdist=$(ls "$WORK"/dist/*.tar.gz)
 mkdir "$WORK/unpacked-sdist" && tar -xzf "$sdist" -C "$WORK/unpacked-sdist"
 sdist_dir=$(ls -d "$WORK"/unpacked-sdist/*/)
-# A fixed build directory mapped to "." keeps paths out of the binary, so the
-# same sources give the same bytes.
-CFLAGS="${CFLAGS:-} -ffile-prefix-map=${sdist_dir%/}=." \
+# Setting CFLAGS replaces the interpreter's own, so start from those (-DNDEBUG
+# -fwrapv -O3 ...) minus -g: a release wheel without debug info. The fixed build
+# directory mapped to "." keeps paths out of the binary: same sources, same bytes.
+py_cflags=$("$WORK/tools/bin/python" -c \
+  "import sysconfig; print(' '.join(f for f in sysconfig.get_config_var('CFLAGS').split() if f != '-g'))")
+CFLAGS="$py_cflags ${CFLAGS:-} -ffile-prefix-map=${sdist_dir%/}=." \
   "$WORK/tools/bin/python" -m build --wheel --outdir "$WORK/dist" "$sdist_dir" >>"$WORK/build.log" 2>&1 \
   || { tail -40 "$WORK/build.log"; exit 1; }
 raw_whl=$(ls "$WORK"/dist/*.whl)
