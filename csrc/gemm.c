@@ -2,15 +2,17 @@
  *
  * Loop nest (BLIS): for each block of columns jc (NC) and group of k chunks:
  *   1. pack op(B)[group, jc] into NR-wide micro-panels, shared by all tasks;
- *   2. each task owns a rectangle of output micro-tiles (MR-row x NR-column panels)
- *      and, per k chunk pc and per block of MC rows, packs op(A)[ic, pc] into its
- *      own buffer, then runs the micro-kernel over its tiles.
+ *   2. tasks claim blocks of output micro-tiles (rows of MR-tall x columns of
+ *      NR-wide panels) one at a time; for each k chunk pc in order a task packs
+ *      op(A)[block rows, pc] into its own buffer (or, for narrow C, reads op(A) in
+ *      place) and runs the micro-kernel over the block's tiles.
  * Every output element is C = alpha * (sum over chunk 0) + beta * C, then
  * C = alpha * (sum over chunk c) + C for c = 1, 2, ...; the k chunks depend only on
  * k and the ISA, and each tile is computed by the same kernel whichever task owns
  * it, so results are bit-identical for any thread count. Edge tiles use the same
  * kernel with masked C loads/stores (packing already zero-padded A and B).
  */
+#include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -43,15 +45,47 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
 #define PD_GEMM_FLOPS_PER_TASK ((int64_t)3 << 20)
 /* Read op(A) unpacked when C has at most this many NR-wide column panels. */
 #define PD_GEMM_DIRECT_NPAN 1
-/* Slack after packed buffers: packers may store a full vector past a short panel row. */
+/* Slack floats after each packed buffer (cheap insurance for vector packers). */
 #define PD_GEMM_SLACK 64
 
-/* Per-thread scratch, grown on demand and kept (no allocation per call). */
+/* Per-thread scratch, grown on demand and kept (no allocation per call); freed by
+ * a thread-specific-data destructor when the thread exits. */
 typedef struct scratch {
     float *p;
     size_t n;
 } scratch;
-static _Thread_local scratch tls_a, tls_b;
+typedef struct scratch_set {
+    scratch a, b;
+} scratch_set;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static int scratch_key_ok;
+
+static void scratch_free(void *p) {
+    scratch_set *s = p;
+    free(s->a.p);
+    free(s->b.p);
+    free(s);
+}
+
+static void scratch_key_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+
+static scratch_set *scratch_mine(void) {
+    pthread_once(&scratch_once, scratch_key_init);
+    if (!scratch_key_ok) {
+        return NULL;
+    }
+    scratch_set *s = pthread_getspecific(scratch_key);
+    if (s == NULL) {
+        s = calloc(1, sizeof *s);
+        if (s != NULL && pthread_setspecific(scratch_key, s) != 0) {
+            free(s);
+            s = NULL;
+        }
+    }
+    return s;
+}
 
 static float *scratch_get(scratch *s, int64_t n) {
     size_t want = (size_t)n + PD_GEMM_SLACK;
@@ -186,7 +220,8 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
     }
 
     /* Phase 2: claim output blocks until none are left. */
-    float *abuf = scratch_get(&tls_a, j->upan * j->g->mr * j->kc_base);
+    scratch_set *mine = scratch_mine();
+    float *abuf = mine != NULL ? scratch_get(&mine->a, j->upan * j->g->mr * j->kc_base) : NULL;
     if (abuf == NULL) {
         atomic_store(&j->status, PD_ERR_NOMEM);
         return;
@@ -287,7 +322,8 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
         chunks_per_group = 1;
     }
     int64_t kgroup = chunks_per_group * j.kc_base;
-    float *bbuf = scratch_get(&tls_b, nc * imin(kgroup, n_chunks * j.kc_base));
+    scratch_set *mine = scratch_mine();
+    float *bbuf = mine != NULL ? scratch_get(&mine->b, nc * imin(kgroup, n_chunks * j.kc_base)) : NULL;
     if (bbuf == NULL) {
         return PD_ERR_NOMEM;
     }

@@ -278,3 +278,19 @@ def test_null_allowed_when_nothing_is_read():
     # m == 0: nothing to write; k == 0: A and B are not read.
     assert _call(m=0, a=False, c=False, lda=6) == lib.PD_OK
     assert _call(k=0, a=False, b=False) == lib.PD_OK
+
+
+def test_concurrent_callers(any_isa, restore_threads):
+    """Python threads calling matmul at once (cffi releases the GIL): each caller has
+    its own packing buffers, and results equal the single-caller ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pydrop.set_num_threads(2)
+    rng = np.random.default_rng(8)
+    cases = [(operand(rng, m, k, ta), operand(rng, k, n, tb))
+             for m, k, n, ta, tb in MLP[:3] + [(70, 300, 33, True, True)]]
+    expected = [pydrop.matmul(a, b) for a, b in cases]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda i: pydrop.matmul(*cases[i % len(cases)]), range(24)))
+    for i, c in enumerate(got):
+        np.testing.assert_array_equal(c, expected[i % len(cases)])
