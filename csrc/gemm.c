@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "gemm.h"
+#include "glibc_compat.h"
 
 #if PD_X86
 #include "simd.h"
