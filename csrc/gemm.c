@@ -43,7 +43,9 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
 #define PD_GEMM_B_CAP ((int64_t)2 << 20) /* floats (8 MiB) */
 #define PD_GEMM_NC_MAX 4096
 /* Below this many flops per extra task, threading costs more than it saves. */
-#define PD_GEMM_FLOPS_PER_TASK ((int64_t)3 << 20)
+#define PD_GEMM_FLOPS_PER_TASK ((int64_t)1 << 19)
+/* At most this many packed-B floats per block, every task packs B itself. */
+#define PD_GEMM_PRIVATE_B (32 * 1024)
 /* Read op(A) unpacked when C has at most this many NR-wide column panels. */
 #define PD_GEMM_DIRECT_NPAN 1
 /* Slack floats after each packed buffer (cheap insurance for vector packers). */
@@ -110,7 +112,9 @@ typedef struct gemm_job {
     /* this call's block: columns [j0, j1), k range [p0, p1) (whole chunks) */
     int64_t j0, j1, p0, p1;
     int64_t npan;    /* NR panels in [j0, j1) */
-    float *bbuf;     /* packed B for the block */
+    float *bbuf;     /* packed B for the block (the caller's buffer) */
+    int64_t bsize;   /* its size in floats */
+    int private_b;   /* each task packs all of B itself (small B) */
     /* phase 2 work units: row blocks of upan MR-panels x column blocks of cpan
      * NR-panels, claimed dynamically (a late or descheduled worker's share is taken
      * by the others; which thread computes a tile never changes its value) */
@@ -127,12 +131,12 @@ typedef struct gemm_job {
 static int64_t imin(int64_t x, int64_t y) { return x < y ? x : y; }
 
 /* Packed-B offset of chunk starting at pc, panel q. */
-static float *bpanel(const gemm_job *j, int64_t pc, int64_t kc, int64_t q) {
-    return j->bbuf + (pc - j->p0) * j->npan * j->g->nr + q * kc * j->g->nr;
+static float *bpanel(const gemm_job *j, float *bbuf, int64_t pc, int64_t kc, int64_t q) {
+    return bbuf + (pc - j->p0) * j->npan * j->g->nr + q * kc * j->g->nr;
 }
 
 /* Pack unit u = (chunk, panel) of B. */
-static void pack_b_unit(gemm_job *j, int64_t u) {
+static void pack_b_unit(gemm_job *j, float *bbuf, int64_t u) {
     const int64_t nr = j->g->nr;
     int64_t chunk = u / j->npan, q = u % j->npan;
     int64_t pc = j->p0 + chunk * j->kc_base;
@@ -140,12 +144,12 @@ static void pack_b_unit(gemm_job *j, int64_t u) {
     int64_t col = j->j0 + q * nr;
     /* X(jj, p) = op(B)(pc + p, col + jj) */
     j->g->pack(j->b + pc * j->rsb + col * j->csb, j->csb, j->rsb, imin(nr, j->j1 - col), kc,
-               (int32_t)nr, bpanel(j, pc, kc, q));
+               (int32_t)nr, bpanel(j, bbuf, pc, kc, q));
 }
 
 /* Output rows panels [mp0, mp1) x column panels [np0, np1) of this block, every k
  * chunk in order (so each element's sum order is fixed). */
-static void compute_block(gemm_job *j, float *abuf, int64_t mp0, int64_t mp1, int64_t np0,
+static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, int64_t mp1, int64_t np0,
                           int64_t np1) {
     const pd_gemm_isa *g = j->g;
     const int64_t mr = g->mr, nr = g->nr;
@@ -170,7 +174,7 @@ static void compute_block(gemm_job *j, float *abuf, int64_t mp0, int64_t mp1, in
                     abuf);
         }
         for (int64_t q = np0; q < np1; q++) {
-            const float *bp = bpanel(j, pc, kc, q);
+            const float *bp = bpanel(j, bbuf, pc, kc, q);
             int64_t col = j->j0 + q * nr, cols = imin(nr, j->j1 - col);
             for (int64_t r = mp0; r < mp1; r++) {
                 int64_t row = r * mr, nrow = imin(mr, j->m - row);
@@ -196,32 +200,49 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
     (void)t;
     (void)n_tasks;
 
-    /* Phase 1: claim B panels until none are left, then wait for the others'
-     * claimed panels. Claiming (not a static split) means no task ever waits for
-     * work that has not started, whatever the pool does. */
-    for (;;) {
-        int64_t u = atomic_fetch_add_explicit(&j->next_unit, 1, memory_order_relaxed);
-        if (u >= j->n_units) {
-            break;
+    scratch_set *mine = scratch_mine();
+    float *bbuf = j->bbuf;
+    if (j->private_b && (mine == NULL || mine->b.p != j->bbuf)) {
+        /* (the calling thread, task 0, already owns j->bbuf) */
+        /* Small op(B): every task packs all of it into its own buffer, so no task
+         * ever waits for another (a descheduled worker cannot stall the caller). */
+        bbuf = mine != NULL ? scratch_get(&mine->b, j->bsize) : NULL;
+        if (bbuf == NULL) {
+            atomic_store(&j->status, PD_ERR_NOMEM);
+            return;
         }
-        pack_b_unit(j, u);
-        atomic_fetch_add_explicit(&j->done_units, 1, memory_order_release);
     }
-    for (int spins = 0; atomic_load_explicit(&j->done_units, memory_order_acquire) < j->n_units;
-         spins++) {
-        /* a panel is a few microseconds of work; if its packer was descheduled,
-         * give the CPU away instead of spinning through a time slice */
-        if (spins < 4096) {
+    if (j->private_b) {
+        for (int64_t u = 0; u < j->n_units; u++) {
+            pack_b_unit(j, bbuf, u);
+        }
+    } else {
+        /* Phase 1: claim B panels until none are left, then wait for the others'
+         * claimed panels. Claiming (not a static split) means no task ever waits
+         * for work that has not started, whatever the pool does. */
+        for (;;) {
+            int64_t u = atomic_fetch_add_explicit(&j->next_unit, 1, memory_order_relaxed);
+            if (u >= j->n_units) {
+                break;
+            }
+            pack_b_unit(j, bbuf, u);
+            atomic_fetch_add_explicit(&j->done_units, 1, memory_order_release);
+        }
+        for (int spins = 0;
+             atomic_load_explicit(&j->done_units, memory_order_acquire) < j->n_units; spins++) {
+            /* a panel is a few microseconds of work; if its packer was descheduled,
+             * give the CPU away instead of spinning through a time slice */
+            if (spins < 4096) {
 #if PD_X86
-            _mm_pause();
+                _mm_pause();
 #endif
-        } else {
-            sched_yield();
+            } else {
+                sched_yield();
+            }
         }
     }
 
     /* Phase 2: claim output blocks until none are left. */
-    scratch_set *mine = scratch_mine();
     float *abuf = mine != NULL ? scratch_get(&mine->a, j->upan * j->g->mr * j->kc_base) : NULL;
     if (abuf == NULL) {
         atomic_store(&j->status, PD_ERR_NOMEM);
@@ -236,7 +257,7 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
         int64_t ur = u % j->mu, uc = u / j->mu;
         int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, mpan);
         int64_t np0 = uc * j->cpan, np1 = imin(np0 + j->cpan, j->npan);
-        compute_block(j, abuf, mp0, mp1, np0, np1);
+        compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
     }
 }
 
@@ -324,7 +345,8 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
     }
     int64_t kgroup = chunks_per_group * j.kc_base;
     scratch_set *mine = scratch_mine();
-    float *bbuf = mine != NULL ? scratch_get(&mine->b, nc * imin(kgroup, n_chunks * j.kc_base)) : NULL;
+    j.bsize = nc * imin(kgroup, n_chunks * j.kc_base);
+    float *bbuf = mine != NULL ? scratch_get(&mine->b, j.bsize) : NULL;
     if (bbuf == NULL) {
         return PD_ERR_NOMEM;
     }
@@ -344,6 +366,7 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
             j.p1 = imin(k, p0 + kgroup);
             j.npan = (j.j1 - j0 + nr - 1) / nr;
             j.bbuf = bbuf;
+            j.private_b = threads > 1 && j.npan * nr * (j.p1 - p0) <= PD_GEMM_PRIVATE_B;
             /* Work units: about 4 per thread so dynamic claiming balances, at most
              * one MC block of rows each; split columns too when rows are scarce. */
             int64_t mpan = (m + mr - 1) / mr;
