@@ -12,8 +12,8 @@ test: build
 	$(PYTHON) -m pytest
 
 lint:
-	$(PYTHON) -m ruff check pydrop tests benchmarks examples build_ffi.py setup.py
-	$(PYTHON) -m ruff format --check pydrop tests benchmarks examples build_ffi.py setup.py
+	$(PYTHON) -m ruff check pydrop tests benchmarks examples wheels build_ffi.py setup.py
+	$(PYTHON) -m ruff format --check pydrop tests benchmarks examples wheels build_ffi.py setup.py
 
 bench: build
 	$(PYTHON) -m pydrop bench
