@@ -4,9 +4,9 @@ thread count. The unfused GEMM itself is checked against float64 in test_matmul.
 
 import numpy as np
 import pytest
+from pydrop._native import ffi, lib
 
 import pydrop
-from pydrop._native import ffi, lib
 
 F = np.float32
 ALL_ISAS = ("scalar", "avx2", "avx512")
@@ -41,8 +41,24 @@ def operands(rng, m, n, k, trans_w, with_bias):
 def fused(x, w, b, m, n, k, trans_w, act, p, seed, stream, step, with_mask=True):
     y = np.full((m, n), np.nan, F)
     mask = np.full((m * n + 7) // 8, 0xA5, np.uint8) if with_mask else None
-    st = lib.pd_linear_forward_f32(fp(x), k, fp(w), k if trans_w else n, trans_w, fp(b), fp(y),
-                                   u8(mask), m, n, k, act, p, seed, stream, step)
+    st = lib.pd_linear_forward_f32(
+        fp(x),
+        k,
+        fp(w),
+        k if trans_w else n,
+        trans_w,
+        fp(b),
+        fp(y),
+        u8(mask),
+        m,
+        n,
+        k,
+        act,
+        p,
+        seed,
+        stream,
+        step,
+    )
     assert st == lib.PD_OK
     return y, mask
 
@@ -51,20 +67,41 @@ def unfused(x, w, b, m, n, k, trans_w, act, p, seed, stream, step):
     y = np.empty((m, n), F)
     if b is not None:
         y[:] = b
-    st = lib.pd_sgemm(0, trans_w, m, n, k, 1.0, fp(x), k, fp(w), k if trans_w else n,
-                      1.0 if b is not None else 0.0, fp(y), n)
+    st = lib.pd_sgemm(
+        0,
+        trans_w,
+        m,
+        n,
+        k,
+        1.0,
+        fp(x),
+        k,
+        fp(w),
+        k if trans_w else n,
+        1.0 if b is not None else 0.0,
+        fp(y),
+        n,
+    )
     assert st == lib.PD_OK
     if act:
         assert lib.pd_relu_forward_f32(fp(y), fp(y), m * n) == lib.PD_OK
     mask = np.zeros((m * n + 7) // 8, np.uint8)
-    assert lib.pd_dropout_forward_f32(fp(y), fp(y), u8(mask), m * n, p, seed, stream,
-                                      step) == lib.PD_OK
+    assert (
+        lib.pd_dropout_forward_f32(fp(y), fp(y), u8(mask), m * n, p, seed, stream, step)
+        == lib.PD_OK
+    )
     return y, mask
 
 
 SHAPES = [  # (m, n, k): the MLP's three layers, then edges and the unfused fallback
-    (256, 256, 784), (256, 256, 256), (256, 10, 256),
-    (67, 40, 33), (1, 8, 1), (13, 24, 400), (7, 16, 0), (5, 9, 3),
+    (256, 256, 784),
+    (256, 256, 256),
+    (256, 10, 256),
+    (67, 40, 33),
+    (1, 8, 1),
+    (13, 24, 400),
+    (7, 16, 0),
+    (5, 9, 3),
 ]
 
 
@@ -101,8 +138,7 @@ def test_mask_matches_pydrop_dropout():
     x, w, b = operands(rng, m, n, k, 0, True)
     y, mask = fused(x, w, b, m, n, k, 0, 1, 0.3, 42, 0, 5)
     h = np.maximum(x @ w + b, 0)  # only the sign pattern matters for the mask check
-    _, ref_mask = pydrop.dropout(np.ones_like(h), 0.3, seed=42, stream=0, step=5,
-                                 return_mask=True)
+    _, ref_mask = pydrop.dropout(np.ones_like(h), 0.3, seed=42, stream=0, step=5, return_mask=True)
     np.testing.assert_array_equal(mask, ref_mask)
     kept = np.unpackbits(mask, bitorder="little")[: m * n].reshape(m, n).astype(bool)
     assert np.all(y[~kept] == 0)
@@ -123,17 +159,57 @@ def test_bad_arguments():
     mask = np.empty(2, np.uint8)
 
     def call(**kw):
-        a = dict(x=fp(x), ldx=4, w=fp(x), ldw=4, tw=0, b=ffi.NULL, y=fp(y), mask=u8(mask),
-                 m=4, n=4, k=4, act=1, p=0.5)
+        a = dict(
+            x=fp(x),
+            ldx=4,
+            w=fp(x),
+            ldw=4,
+            tw=0,
+            b=ffi.NULL,
+            y=fp(y),
+            mask=u8(mask),
+            m=4,
+            n=4,
+            k=4,
+            act=1,
+            p=0.5,
+        )
         a.update(kw)
-        return lib.pd_linear_forward_f32(a["x"], a["ldx"], a["w"], a["ldw"], a["tw"], a["b"],
-                                         a["y"], a["mask"], a["m"], a["n"], a["k"], a["act"],
-                                         a["p"], 0, 0, 0)
+        return lib.pd_linear_forward_f32(
+            a["x"],
+            a["ldx"],
+            a["w"],
+            a["ldw"],
+            a["tw"],
+            a["b"],
+            a["y"],
+            a["mask"],
+            a["m"],
+            a["n"],
+            a["k"],
+            a["act"],
+            a["p"],
+            0,
+            0,
+            0,
+        )
 
     assert call() == lib.PD_OK
-    for bad in [dict(m=-1), dict(k=-2), dict(ldx=3), dict(ldw=3), dict(tw=2), dict(act=2),
-                dict(p=1.5), dict(p=float("nan")), dict(mask=ffi.NULL), dict(y=ffi.NULL),
-                dict(x=ffi.NULL), dict(y=fp(x)), dict(mask=ffi.cast("uint8_t *", y.ctypes.data))]:
+    for bad in [
+        dict(m=-1),
+        dict(k=-2),
+        dict(ldx=3),
+        dict(ldw=3),
+        dict(tw=2),
+        dict(act=2),
+        dict(p=1.5),
+        dict(p=float("nan")),
+        dict(mask=ffi.NULL),
+        dict(y=ffi.NULL),
+        dict(x=ffi.NULL),
+        dict(y=fp(x)),
+        dict(mask=ffi.cast("uint8_t *", y.ctypes.data)),
+    ]:
         assert call(**bad) == lib.PD_ERR_ARG, bad
 
 
@@ -165,8 +241,9 @@ def backward_unfused(dy, mask, y, m, n, act, p, db0):
     return dz, db
 
 
-@pytest.mark.parametrize("m,n,k", [(256, 256, 64), (256, 10, 32), (67, 40, 33), (5, 9, 3),
-                                   (600, 264, 8)])  # the last one splits over threads
+@pytest.mark.parametrize(
+    "m,n,k", [(256, 256, 64), (256, 10, 32), (67, 40, 33), (5, 9, 3), (600, 264, 8)]
+)  # the last one splits over threads
 @pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
 def test_backward_fused_equals_unfused(any_isa, restore_threads, m, n, k, p):
     rng = np.random.default_rng(m + n + k)
@@ -195,14 +272,22 @@ def test_backward_bad_arguments():
     mask = np.full(4, 0xFF, np.uint8)
 
     def call(**kw):
-        a = dict(dy=fp(dy), mask=u8(mask), y=fp(y), dz=fp(dz), db=fp(db), m=4, n=8, act=1,
-                 p=0.5)
+        a = dict(dy=fp(dy), mask=u8(mask), y=fp(y), dz=fp(dz), db=fp(db), m=4, n=8, act=1, p=0.5)
         a.update(kw)
-        return lib.pd_linear_backward_f32(a["dy"], a["mask"], a["y"], a["dz"], a["db"], a["m"],
-                                          a["n"], a["act"], a["p"])
+        return lib.pd_linear_backward_f32(
+            a["dy"], a["mask"], a["y"], a["dz"], a["db"], a["m"], a["n"], a["act"], a["p"]
+        )
 
     assert call() == lib.PD_OK
-    for bad in [dict(m=-1), dict(n=-1), dict(act=3), dict(p=-0.1), dict(mask=ffi.NULL),
-                dict(dz=ffi.NULL), dict(y=ffi.NULL), dict(dz=fp(y)),
-                dict(db=ffi.cast("float *", dz.ctypes.data))]:
+    for bad in [
+        dict(m=-1),
+        dict(n=-1),
+        dict(act=3),
+        dict(p=-0.1),
+        dict(mask=ffi.NULL),
+        dict(dz=ffi.NULL),
+        dict(y=ffi.NULL),
+        dict(dz=fp(y)),
+        dict(db=ffi.cast("float *", dz.ctypes.data)),
+    ]:
         assert call(**bad) == lib.PD_ERR_ARG, bad

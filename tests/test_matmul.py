@@ -18,9 +18,9 @@ import itertools
 
 import numpy as np
 import pytest
+from pydrop._native import ffi, lib
 
 import pydrop
-from pydrop._native import ffi, lib
 
 EPS32 = float(np.finfo(np.float32).eps)
 F = np.float32
@@ -134,8 +134,19 @@ def test_tail_grid(any_isa, ta, tb):
         check(run(a, b), a, b, None, 1.0, 0.0)
 
 
-@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (-0.5, 0.0), (2.0, 1.0), (1.0, -1.5),
-                                        (0.25, 0.5), (0.0, 0.5), (0.0, 0.0), (3.0, 1e-3)])
+@pytest.mark.parametrize(
+    "alpha,beta",
+    [
+        (1.0, 0.0),
+        (-0.5, 0.0),
+        (2.0, 1.0),
+        (1.0, -1.5),
+        (0.25, 0.5),
+        (0.0, 0.5),
+        (0.0, 0.0),
+        (3.0, 1e-3),
+    ],
+)
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_alpha_beta(any_isa, ta, tb, alpha, beta):
     rng = np.random.default_rng(2)
@@ -192,9 +203,15 @@ def test_huge_b_is_done_in_blocks(any_isa):
 
 
 MLP = [  # (m, k, n, trans_a, trans_b): the nine products of the 784-256-256-10 MLP
-    (256, 784, 256, False, False), (256, 256, 256, False, False), (256, 256, 10, False, False),
-    (784, 256, 256, True, False), (256, 256, 256, True, False), (256, 256, 10, True, False),
-    (256, 10, 256, False, True), (256, 256, 256, False, True), (256, 256, 784, False, True),
+    (256, 784, 256, False, False),
+    (256, 256, 256, False, False),
+    (256, 256, 10, False, False),
+    (784, 256, 256, True, False),
+    (256, 256, 256, True, False),
+    (256, 256, 10, True, False),
+    (256, 10, 256, False, True),
+    (256, 256, 256, False, True),
+    (256, 256, 784, False, True),
 ]
 
 
@@ -247,8 +264,21 @@ def _call(ta=0, tb=0, m=4, n=5, k=6, lda=None, ldb=None, ldc=None, a=True, b=Tru
     lda = (m if ta else k) if lda is None else lda
     ldb = (k if tb else n) if ldb is None else ldb
     ldc = n if ldc is None else ldc
-    return lib.pd_sgemm(ta, tb, m, n, k, 1.0, p if a else ffi.NULL, lda, p if b else ffi.NULL,
-                        ldb, 0.0, p if c else ffi.NULL, ldc)
+    return lib.pd_sgemm(
+        ta,
+        tb,
+        m,
+        n,
+        k,
+        1.0,
+        p if a else ffi.NULL,
+        lda,
+        p if b else ffi.NULL,
+        ldb,
+        0.0,
+        p if c else ffi.NULL,
+        ldc,
+    )
 
 
 BAD_ARGS = {
@@ -287,8 +317,10 @@ def test_concurrent_callers(any_isa, restore_threads):
 
     pydrop.set_num_threads(2)
     rng = np.random.default_rng(8)
-    cases = [(operand(rng, m, k, ta), operand(rng, k, n, tb))
-             for m, k, n, ta, tb in MLP[:3] + [(70, 300, 33, True, True)]]
+    cases = [
+        (operand(rng, m, k, ta), operand(rng, k, n, tb))
+        for m, k, n, ta, tb in MLP[:3] + [(70, 300, 33, True, True)]
+    ]
     expected = [pydrop.matmul(a, b) for a, b in cases]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda i: pydrop.matmul(*cases[i % len(cases)]), range(24)))
