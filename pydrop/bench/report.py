@@ -543,17 +543,21 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> dict[str, Any]:
         for ax, n in zip(axes[0], threads, strict=True):
             sel = [r for r in rows if r["threads"] == n]
             labels = [f"{r['group']} {r['op']} {r['case']}" for r in sel]
-            h = 0.8 / len(peers)
-            for j, peer in enumerate(peers):
-                vals = [r["speedup"].get(peer) or 0 for r in sel]
-                ys = [i + (j - (len(peers) - 1) / 2) * h for i in range(len(sel))]
-                ax.barh(ys, vals, height=h, label=f"vs {_col_title(peer, {})}")
+            colors = dict(zip(peers, ("C0", "C1", "C2", "C3"), strict=True))
+            seen: set[str] = set()
+            for i, r in enumerate(sel):
+                present = [(q, r["speedup"].get(q)) for q in peers if r["speedup"].get(q)]
+                h = 0.8 / max(len(present), 1)
+                for j, (peer, val) in enumerate(present):
+                    y = i + (j - (len(present) - 1) / 2) * h
+                    label = None if peer in seen else f"vs {_col_title(peer, {})}"
+                    seen.add(peer)
+                    ax.barh(y, val, height=h, color=colors[peer], label=label)
             ax.axvline(1.0, color="k", lw=0.8)
             ax.set_xscale("log")
             ax.set_yticks(range(len(sel)))
             ax.set_yticklabels(labels, fontsize=7)
-            if n == threads[0]:  # the y axis is shared: invert it once
-                ax.invert_yaxis()
+            ax.set_ylim(len(sel) - 0.5, -0.5)  # first row on top, no margins
             ax.set_title(f"pydrop ({isa}) speed-up, {n} thread(s)")
             ax.set_xlabel("peer time / pydrop time (log)")
             ax.legend(fontsize=7, loc="lower right")
