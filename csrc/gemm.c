@@ -149,8 +149,29 @@ static void pack_b_unit(gemm_job *j, float *bbuf, int64_t u) {
 
 /* Output rows panels [mp0, mp1) x column panels [np0, np1) of this block, every k
  * chunk in order (so each element's sum order is fixed). */
-static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, int64_t mp1, int64_t np0,
-                          int64_t np1) {
+/* One micro-tile (row panel r, column panel q) of a block for k chunk pc. */
+static inline void run_tile(const gemm_job *j, const float *abuf, float *bbuf, int64_t mp0,
+                            const float *a0, int64_t pc, int64_t kc, float beta, int64_t r,
+                            int64_t q) {
+    const pd_gemm_isa *g = j->g;
+    const int64_t mr = g->mr, nr = g->nr;
+    const float *bp = bpanel(j, bbuf, pc, kc, q);
+    int64_t col = j->j0 + q * nr, ncol = imin(nr, j->j1 - col);
+    int64_t row = r * mr, nrow = imin(mr, j->m - row);
+    float *cp = j->c + row * j->ldc + col;
+    if (j->direct_a && r < j->m / mr) {
+        g->ukr(kc, a0 + (r - mp0) * mr * j->rsa, j->rsa, j->csa, bp, cp, j->ldc, j->alpha, beta,
+               (int32_t)nrow, (int32_t)ncol);
+    } else {
+        const float *ap = j->direct_a ? abuf : abuf + (r - mp0) * mr * kc;
+        g->ukr(kc, ap, 1, mr, bp, cp, j->ldc, j->alpha, beta, (int32_t)nrow, (int32_t)ncol);
+    }
+}
+
+/* Output rows panels [mp0, mp1) x column panels [np0, np1) of this block, every k
+ * chunk in order (so each element's sum order is fixed). */
+static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, int64_t mp1,
+                          int64_t np0, int64_t np1) {
     const pd_gemm_isa *g = j->g;
     const int64_t mr = g->mr, nr = g->nr;
     const int64_t full_pan = j->m / mr; /* panels with all mr rows inside A */
@@ -173,19 +194,22 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
             g->pack(j->a + r0 * j->rsa + pc * j->csa, j->rsa, j->csa, j->m - r0, kc, (int32_t)mr,
                     abuf);
         }
-        for (int64_t q = np0; q < np1; q++) {
-            const float *bp = bpanel(j, bbuf, pc, kc, q);
-            int64_t col = j->j0 + q * nr, cols = imin(nr, j->j1 - col);
-            for (int64_t r = mp0; r < mp1; r++) {
-                int64_t row = r * mr, nrow = imin(mr, j->m - row);
-                float *cp = j->c + row * j->ldc + col;
-                if (j->direct_a && r < full_pan) {
-                    g->ukr(kc, a0 + (r - mp0) * mr * j->rsa, j->rsa, j->csa, bp, cp, j->ldc,
-                           j->alpha, beta, (int32_t)nrow, (int32_t)cols);
-                } else {
-                    const float *ap = j->direct_a ? abuf : abuf + (r - mp0) * mr * kc;
-                    g->ukr(kc, ap, 1, mr, bp, cp, j->ldc, j->alpha, beta, (int32_t)nrow,
-                           (int32_t)cols);
+        if (g->b_sweep > 0) {
+            /* A micro-panel stays in L1 while up to b_sweep B micro-panels stream
+             * from L2 (for kernels whose B micro-panel is too big for L1) */
+            for (int64_t qb = np0; qb < np1; qb += g->b_sweep) {
+                int64_t qe = imin(qb + g->b_sweep, np1);
+                for (int64_t r = mp0; r < mp1; r++) {
+                    for (int64_t q = qb; q < qe; q++) {
+                        run_tile(j, abuf, bbuf, mp0, a0, pc, kc, beta, r, q);
+                    }
+                }
+            }
+        } else {
+            /* B micro-panel stays in L1 while the block's A micro-panels stream */
+            for (int64_t q = np0; q < np1; q++) {
+                for (int64_t r = mp0; r < mp1; r++) {
+                    run_tile(j, abuf, bbuf, mp0, a0, pc, kc, beta, r, q);
                 }
             }
         }

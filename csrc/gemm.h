@@ -35,6 +35,9 @@ typedef struct pd_gemm_isa {
     int32_t mr, nr; /* micro-tile */
     int32_t kc_max; /* k block: B micro-panel (kc x nr) in L1 */
     int32_t mc;     /* m block (multiple of mr): packed A block in L2 */
+    /* 0: loop B micro-panels outer (the kc x nr B panel stays in L1); > 0: loop A
+     * micro-panels outer over sweeps of this many B panels (kc x nr x b_sweep in L2) */
+    int32_t b_sweep;
     pd_gemm_ukr_fn ukr;
     pd_gemm_pack_fn pack; /* packs both A and B panels */
 } pd_gemm_isa;

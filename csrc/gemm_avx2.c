@@ -331,6 +331,7 @@ const pd_gemm_isa pd_gemm_avx2 = {
     .nr = AV_NR,
     .kc_max = 320,
     .mc = 144,
+    .b_sweep = 0,
     .ukr = ukr_avx2_6x16,
     .pack = pd_gemm_pack_avx2,
 };

@@ -202,6 +202,7 @@ const pd_gemm_isa pd_gemm_avx512 = {
     .nr = AX_NR,
     .kc_max = 384,
     .mc = 144,
+    .b_sweep = 10,
     .ukr = ukr_avx512_12x32,
     .pack = pd_gemm_pack_avx2,
 };

@@ -68,6 +68,7 @@ const pd_gemm_isa pd_gemm_scalar = {
     .nr = SC_NR,
     .kc_max = 384,
     .mc = 128,
+    .b_sweep = 0,
     .ukr = ukr_scalar_4x8,
     .pack = pd_gemm_pack_ref,
 };
