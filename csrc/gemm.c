@@ -391,15 +391,17 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
             j.npan = (j.j1 - j0 + nr - 1) / nr;
             j.bbuf = bbuf;
             j.private_b = threads > 1 && j.npan * nr * (j.p1 - p0) <= PD_GEMM_PRIVATE_B;
-            /* Work units: about 4 per thread so dynamic claiming balances, at most
-             * one MC block of rows each; split columns too when rows are scarce. */
+            /* Work units: row blocks of about one thread's share (at most MC rows),
+             * so each packed A block is reused across many B panels, split by
+             * columns into about 4 units per thread for dynamic balancing. */
             int64_t mpan = (m + mr - 1) / mr;
             int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
-            j.upan = imin((mpan + want - 1) / want, g->mc / mr);
+            j.upan = imin((mpan + threads - 1) / threads, g->mc / mr);
             j.mu = (mpan + j.upan - 1) / j.upan;
             j.cpan = j.npan;
             if (threads > 1 && j.mu < want) {
-                j.cpan = (j.npan + (want / j.mu) - 1) / (want / j.mu);
+                int64_t ncol = (want + j.mu - 1) / j.mu;
+                j.cpan = (j.npan + ncol - 1) / ncol;
             }
             j.nu = (j.npan + j.cpan - 1) / j.cpan;
             atomic_store(&j.next_tile, 0);
