@@ -42,6 +42,8 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
  * products are done in several column blocks / k groups. */
 #define PD_GEMM_B_CAP ((int64_t)2 << 20) /* floats (8 MiB) */
 #define PD_GEMM_NC_MAX 4096
+/* Packed A shared by the tasks when it is at most this many floats. */
+#define PD_GEMM_A_CAP ((int64_t)2 << 20)
 /* Below this many flops per extra task, threading costs more than it saves. */
 #define PD_GEMM_FLOPS_PER_TASK ((int64_t)1 << 19)
 /* At most this many packed-B floats per block, every task packs B itself. */
@@ -115,6 +117,10 @@ typedef struct gemm_job {
     float *bbuf;     /* packed B for the block (the caller's buffer) */
     int64_t bsize;   /* its size in floats */
     int private_b;   /* each task packs all of B itself (small B) */
+    int shared_a;    /* op(A) for the whole group is packed once in phase 1, shared */
+    float *ashared;  /* that packed A (the caller's buffer) */
+    int64_t mpan;    /* MR panels of A */
+    int64_t nb_units; /* phase-1 units [0, nb_units) pack B, the rest pack A */
     /* phase 2 work units: row blocks of upan MR-panels x column blocks of cpan
      * NR-panels, claimed dynamically (a late or descheduled worker's share is taken
      * by the others; which thread computes a tile never changes its value) */
@@ -149,10 +155,25 @@ static void pack_b_unit(gemm_job *j, float *bbuf, int64_t u) {
 
 /* Output rows panels [mp0, mp1) x column panels [np0, np1) of this block, every k
  * chunk in order (so each element's sum order is fixed). */
+/* Packed-A offset of chunk starting at pc, panel r (shared_a layout). */
+static float *apanel(const gemm_job *j, int64_t pc, int64_t kc, int64_t r) {
+    return j->ashared + (pc - j->p0) * j->mpan * j->g->mr + r * kc * j->g->mr;
+}
+
+/* Pack unit u = (chunk, row panel) of A into the shared buffer. */
+static void pack_a_unit(gemm_job *j, int64_t u) {
+    const int64_t mr = j->g->mr;
+    int64_t chunk = u / j->mpan, r = u % j->mpan;
+    int64_t pc = j->p0 + chunk * j->kc_base;
+    int64_t kc = imin(j->kc_base, j->p1 - pc);
+    j->g->pack(j->a + r * mr * j->rsa + pc * j->csa, j->rsa, j->csa, imin(mr, j->m - r * mr), kc,
+               (int32_t)mr, apanel(j, pc, kc, r));
+}
+
 /* One micro-tile (row panel r, column panel q) of a block for k chunk pc. */
 static inline void run_tile(const gemm_job *j, const float *abuf, float *bbuf, int64_t mp0,
-                            const float *a0, int64_t pc, int64_t kc, float beta, int64_t r,
-                            int64_t q) {
+                            int64_t rbase, const float *a0, int64_t pc, int64_t kc, float beta,
+                            int64_t r, int64_t q) {
     const pd_gemm_isa *g = j->g;
     const int64_t mr = g->mr, nr = g->nr;
     const float *bp = bpanel(j, bbuf, pc, kc, q);
@@ -163,7 +184,7 @@ static inline void run_tile(const gemm_job *j, const float *abuf, float *bbuf, i
         g->ukr(kc, a0 + (r - mp0) * mr * j->rsa, j->rsa, j->csa, bp, cp, j->ldc, j->alpha, beta,
                (int32_t)nrow, (int32_t)ncol);
     } else {
-        const float *ap = j->direct_a ? abuf : abuf + (r - mp0) * mr * kc;
+        const float *ap = j->direct_a ? abuf : abuf + (r - rbase) * mr * kc;
         g->ukr(kc, ap, 1, mr, bp, cp, j->ldc, j->alpha, beta, (int32_t)nrow, (int32_t)ncol);
     }
 }
@@ -186,7 +207,12 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
             beta = 1.0f;
         }
         const float *a0 = j->a + row0 * j->rsa + pc * j->csa;
-        if (!j->direct_a) {
+        const float *ablk = abuf; /* packed A of this block, row panel rbase first */
+        int64_t rbase = mp0;
+        if (j->shared_a) {
+            ablk = apanel(j, pc, kc, 0);
+            rbase = 0;
+        } else if (!j->direct_a) {
             g->pack(a0, j->rsa, j->csa, rows, kc, (int32_t)mr, abuf);
         } else if (mp1 > full_pan) {
             /* direct A: only the ragged last panel is packed (zero rows past m) */
@@ -201,7 +227,7 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
                 int64_t qe = imin(qb + g->b_sweep, np1);
                 for (int64_t r = mp0; r < mp1; r++) {
                     for (int64_t q = qb; q < qe; q++) {
-                        run_tile(j, abuf, bbuf, mp0, a0, pc, kc, beta, r, q);
+                        run_tile(j, ablk, bbuf, mp0, rbase, a0, pc, kc, beta, r, q);
                     }
                 }
             }
@@ -209,7 +235,7 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
             /* B micro-panel stays in L1 while the block's A micro-panels stream */
             for (int64_t q = np0; q < np1; q++) {
                 for (int64_t r = mp0; r < mp1; r++) {
-                    run_tile(j, abuf, bbuf, mp0, a0, pc, kc, beta, r, q);
+                    run_tile(j, ablk, bbuf, mp0, rbase, a0, pc, kc, beta, r, q);
                 }
             }
         }
@@ -237,7 +263,7 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
         }
     }
     if (j->private_b) {
-        for (int64_t u = 0; u < j->n_units; u++) {
+        for (int64_t u = 0; u < j->nb_units; u++) {
             pack_b_unit(j, bbuf, u);
         }
     } else {
@@ -249,7 +275,11 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
             if (u >= j->n_units) {
                 break;
             }
-            pack_b_unit(j, bbuf, u);
+            if (u < j->nb_units) {
+                pack_b_unit(j, bbuf, u);
+            } else {
+                pack_a_unit(j, u - j->nb_units);
+            }
             atomic_fetch_add_explicit(&j->done_units, 1, memory_order_release);
         }
         for (int spins = 0;
@@ -267,7 +297,10 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
     }
 
     /* Phase 2: claim output blocks until none are left. */
-    float *abuf = mine != NULL ? scratch_get(&mine->a, j->upan * j->g->mr * j->kc_base) : NULL;
+    float *abuf = j->ashared;
+    if (!j->shared_a) {
+        abuf = mine != NULL ? scratch_get(&mine->a, j->upan * j->g->mr * j->kc_base) : NULL;
+    }
     if (abuf == NULL) {
         atomic_store(&j->status, PD_ERR_NOMEM);
         return;
@@ -406,7 +439,20 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
             j.nu = (j.npan + j.cpan - 1) / j.cpan;
             atomic_store(&j.next_tile, 0);
             int64_t chunks = (j.p1 - p0 + j.kc_base - 1) / j.kc_base;
-            j.n_units = chunks * j.npan;
+            j.nb_units = chunks * j.npan;
+            j.n_units = j.nb_units;
+            j.mpan = mpan;
+            /* Threads sharing B also share one packing of A when it fits: otherwise
+             * each column unit would pack its row block again. */
+            j.shared_a = threads > 1 && !j.direct_a && !j.private_b && j.nu > 1 &&
+                         mpan * mr * (j.p1 - p0) <= PD_GEMM_A_CAP;
+            if (j.shared_a) {
+                j.ashared = scratch_get(&mine->a, mpan * mr * (j.p1 - p0));
+                if (j.ashared == NULL) {
+                    return PD_ERR_NOMEM;
+                }
+                j.n_units += chunks * mpan;
+            }
             atomic_store(&j.next_unit, 0);
             atomic_store(&j.done_units, 0);
             atomic_store(&j.status, PD_OK);
