@@ -245,6 +245,22 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
         if cells and _ok(cells[0]):
             entry["gflops_256x784x256"] = cells[0].get("gflops")
         h["gemm"].append(entry)
+    h["linear"] = []
+    for row in report["kernels"]:
+        if row["group"] != "linear" or row["reference"] != f"pydrop {isa}":
+            continue
+        gemm = row["speedup"].get("pydrop GEMM only")
+        h["linear"].append(
+            {
+                "case": row["case"],
+                "threads": row["threads"],
+                "isa": isa,
+                "time_vs_gemm_alone": 1.0 / gemm if gemm else None,
+                "vs_unfused": row["speedup"].get("pydrop unfused"),
+                "vs_numpy": row["speedup"].get("numpy"),
+                "vs_torch": row["speedup"].get("torch"),
+            }
+        )
     for r in report["e2e"]:
         if r["lib"].startswith("pydrop") or not r.get("pydrop_speedup"):
             continue
@@ -450,6 +466,14 @@ def _headline_md(report: dict[str, Any]) -> list[str]:
             f"products: {rng(g['vs_openblas'])} OpenBLAS (NumPy), "
             f"{f'PyTorch (MKL) {no_torch}' if no_torch else rng(g['vs_mkl']) + ' MKL (PyTorch)'}"
             f"{extra}"
+        )
+    for f in h.get("linear", []):
+        t = f["time_vs_gemm_alone"]
+        L.append(
+            f"- fused Dense+ReLU+dropout {f['case']}, {f['threads']} thread(s), {f['isa']}: "
+            f"{f'{t:.2f}x' if t else '–'} the time of its GEMM alone, "
+            f"{_fmt_ratio(f['vs_unfused'])} pydrop unfused, {_fmt_ratio(f['vs_numpy'])} NumPy, "
+            f"{vs_torch(f['vs_torch'])}"
         )
     for e in h["epoch"]:
         L.append(
