@@ -42,6 +42,8 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
  * products are done in several column blocks / k groups. */
 #define PD_GEMM_B_CAP ((int64_t)2 << 20) /* floats (8 MiB) */
 #define PD_GEMM_NC_MAX 4096
+/* B micro-panels per phase-1 packing unit. */
+#define PD_GEMM_B_GROUP 4
 /* Packed A shared by the tasks when it is at most this many floats. */
 #define PD_GEMM_A_CAP ((int64_t)2 << 20)
 /* Below this many flops per extra task, threading costs more than it saves. */
@@ -141,20 +143,21 @@ static float *bpanel(const gemm_job *j, float *bbuf, int64_t pc, int64_t kc, int
     return bbuf + (pc - j->p0) * j->npan * j->g->nr + q * kc * j->g->nr;
 }
 
-/* Pack unit u = (chunk, panel) of B. */
+/* Pack unit u = (chunk, group of PD_GEMM_B_GROUP panels) of B: one packer call, so
+ * it can walk the source rows across the group's panels. */
 static void pack_b_unit(gemm_job *j, float *bbuf, int64_t u) {
     const int64_t nr = j->g->nr;
-    int64_t chunk = u / j->npan, q = u % j->npan;
+    const int64_t groups = (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
+    int64_t chunk = u / groups, q = u % groups * PD_GEMM_B_GROUP;
     int64_t pc = j->p0 + chunk * j->kc_base;
     int64_t kc = imin(j->kc_base, j->p1 - pc);
     int64_t col = j->j0 + q * nr;
+    int64_t ncol = imin(PD_GEMM_B_GROUP * nr, j->j1 - col);
     /* X(jj, p) = op(B)(pc + p, col + jj) */
-    j->g->pack(j->b + pc * j->rsb + col * j->csb, j->csb, j->rsb, imin(nr, j->j1 - col), kc,
-               (int32_t)nr, bpanel(j, bbuf, pc, kc, q));
+    j->g->pack(j->b + pc * j->rsb + col * j->csb, j->csb, j->rsb, ncol, kc, (int32_t)nr,
+               bpanel(j, bbuf, pc, kc, q));
 }
 
-/* Output rows panels [mp0, mp1) x column panels [np0, np1) of this block, every k
- * chunk in order (so each element's sum order is fixed). */
 /* Packed-A offset of chunk starting at pc, panel r (shared_a layout). */
 static float *apanel(const gemm_job *j, int64_t pc, int64_t kc, int64_t r) {
     return j->ashared + (pc - j->p0) * j->mpan * j->g->mr + r * kc * j->g->mr;
@@ -439,7 +442,7 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
             j.nu = (j.npan + j.cpan - 1) / j.cpan;
             atomic_store(&j.next_tile, 0);
             int64_t chunks = (j.p1 - p0 + j.kc_base - 1) / j.kc_base;
-            j.nb_units = chunks * j.npan;
+            j.nb_units = chunks * ((j.npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP);
             j.n_units = j.nb_units;
             j.mpan = mpan;
             /* Threads sharing B also share one packing of A when it fits: otherwise

@@ -307,10 +307,36 @@ PD_TARGET_AVX2 static void pack6_n_blocked(const float *x, int64_t cs, int64_t m
     }
 }
 
+/* Rows adjacent in memory with mr % 8 == 0 (op(B) = B): the same k-blocked walk,
+ * so a strip of 8 source rows is read left to right across all panels. */
+PD_TARGET_AVX2 static void pack8n_n_blocked(const float *x, int64_t cs, int64_t mc, int64_t kc,
+                                            int64_t mr, float *dst) {
+    const int64_t full = mc / mr;
+    for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+        int64_t p1 = p0 + 8 < kc ? p0 + 8 : kc;
+        for (int64_t r = 0; r < full; r++) {
+            const float *xs = x + r * mr;
+            float *d = dst + r * mr * kc;
+            for (int64_t p = p0; p < p1; p++) {
+                for (int64_t i = 0; i < mr; i += 8) {
+                    _mm256_storeu_ps(d + p * mr + i, _mm256_loadu_ps(xs + p * cs + i));
+                }
+            }
+        }
+    }
+    if (full * mr < mc) {
+        pack_panel_n(x + full * mr, cs, mc - full * mr, kc, mr, dst + full * mr * kc);
+    }
+}
+
 PD_TARGET_AVX2 void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, int64_t mc,
                                       int64_t kc, int32_t mr, float *dst) {
     if (rs == 1 && mr == 6) {
         pack6_n_blocked(x, cs, mc, kc, dst);
+        return;
+    }
+    if (rs == 1 && mr % 8 == 0) {
+        pack8n_n_blocked(x, cs, mc, kc, mr, dst);
         return;
     }
     for (int64_t i0 = 0; i0 < mc; i0 += mr, dst += (int64_t)mr * kc) {
