@@ -76,7 +76,9 @@ static void scratch_free(void *p) {
     free(s);
 }
 
-static void scratch_key_init(void) { scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0; }
+static void scratch_key_init(void) {
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_free) == 0;
+}
 
 static scratch_set *scratch_mine(void) {
     pthread_once(&scratch_once, scratch_key_init);

@@ -132,6 +132,12 @@ PD_TARGET_AVX2 static inline void store_lanes(float *dst, __m256 v, int64_t coun
     }
 }
 
+/* dst[0..1] = src[0..1] as one 64-bit load and store. */
+PD_TARGET_AVX2 static inline void copy2(float *dst, const float *src) {
+    __m128 v = _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)src);
+    _mm_storel_pi((__m64 *)(void *)dst, v);
+}
+
 /* Copy n floats (n <= mr), then zeros up to mr. */
 PD_TARGET_AVX2 static inline void copy_pad(float *dst, const float *src, int64_t n, int64_t mr) {
     int64_t i = 0;
@@ -266,8 +272,7 @@ PD_TARGET_AVX2 static void pack_panel_n(const float *x, int64_t cs, int64_t rows
     if (rows == mr && mr == 6) {
         for (int64_t p = 0; p < kc; p++, x += cs, dst += 6) {
             _mm_storeu_ps(dst, _mm_loadu_ps(x));
-            /* elements 4, 5 as one 64-bit move */
-            _mm_storel_pi((__m64 *)(void *)(dst + 4), _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)(x + 4)));
+            copy2(dst + 4, x + 4);
         }
     } else if (rows == mr && mr % 8 == 0) {
         for (int64_t p = 0; p < kc; p++, x += cs, dst += mr) {
@@ -296,9 +301,7 @@ PD_TARGET_AVX2 static void pack6_n_blocked(const float *x, int64_t cs, int64_t m
             float *d = dst + r * 6 * kc;
             for (int64_t p = p0; p < p1; p++) {
                 _mm_storeu_ps(d + p * 6, _mm_loadu_ps(xs + p * cs));
-                /* elements 4, 5 as one 64-bit move */
-                _mm_storel_pi((__m64 *)(void *)(d + p * 6 + 4),
-                              _mm_loadl_pi(_mm_setzero_ps(), (const __m64 *)(const void *)(xs + p * cs + 4)));
+                copy2(d + p * 6 + 4, xs + p * cs + 4);
             }
         }
     }
