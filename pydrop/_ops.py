@@ -259,21 +259,26 @@ def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _out(
-    out: object, shape: tuple[int, ...], inputs: dict[str, np.ndarray], in_place: bool
+    out: object,
+    shape: tuple[int, ...],
+    inputs: dict[str, np.ndarray],
+    in_place: bool,
+    name: str = "out",
 ) -> np.ndarray:
-    """Validate `out=` (or allocate it). `in_place` allows out to be exactly an input."""
+    """Validate an output argument (or allocate it). `in_place` allows it to be
+    exactly one of the inputs."""
     if out is None:
         return np.empty(shape, dtype=np.float32)
-    out = _dense("out", out)
+    out = _dense(name, out)
     if out.shape != shape:
-        raise ValueError(f"out must have shape {shape}, got {out.shape}")
+        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
     if not out.flags.writeable:
-        raise ValueError("out is read-only; help: pass a writable array or out=None")
-    for name, arr in inputs.items():
+        raise ValueError(f"{name} is read-only; help: pass a writable array or {name}=None")
+    for other, arr in inputs.items():
         if _overlap(out, arr) and not (in_place and _same_buffer(out, arr)):
             raise ValueError(
-                f"out overlaps {name}"
-                + (f"; only exact in-place (out={name}) is allowed" if in_place else "")
+                f"{name} overlaps {other}"
+                + (f"; only exact in-place ({name}={other}) is allowed" if in_place else "")
             )
     return out
 
@@ -542,6 +547,186 @@ def matmul(
         "matmul",
     )
     return c
+
+
+# --- fused Dense -------------------------------------------------------------
+
+
+def _activation(activation: object) -> int:
+    if activation is None:
+        return 0
+    if activation == "relu":
+        return 1
+    raise ValueError(f"activation must be None or 'relu', got {activation!r}")
+
+
+def _row_major(name: str, a: object) -> tuple[np.ndarray, int]:
+    """(array, ld) for a 2-D float32 view with unit column stride."""
+    a, trans, ld = _gemm_operand(name, a)
+    if trans and a.size and a.shape[1] > 1:
+        raise ValueError(
+            f"{name} must have unit stride along its rows (C-contiguous or a row slice), "
+            f"got strides {a.strides}; help: pass np.ascontiguousarray({name})"
+        )
+    return a, ld
+
+
+def linear(
+    x: np.ndarray,
+    w: np.ndarray,
+    b: np.ndarray | None = None,
+    *,
+    activation: str | None = None,
+    dropout: float = 0.0,
+    training: bool = True,
+    seed: int | None = None,
+    stream: int = 0,
+    step: int | None = None,
+    out: np.ndarray | None = None,
+    return_mask: bool = False,
+    mask_out: np.ndarray | None = None,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Fused Dense forward: ``y = dropout(act(x @ w + b), p)`` in one pass over y.
+
+    Bias, ReLU and dropout run in the GEMM epilogue while each block of y is in
+    cache. y and the keep mask are bit for bit those of the unfused sequence
+    ``y = b; matmul(x, w, out=y, beta=1); relu(y, out=y); dropout(y, p, out=y, ...)``.
+    x is (m, k) with unit column stride; w is (k, n), C-contiguous or a transposed
+    view; b is (n,) or None. Dropout arguments are those of :func:`dropout`;
+    ``training=False`` turns dropout off and draws nothing.
+    """
+    x, ldx = _row_major("x", x)
+    w, trans_w, ldw = _gemm_operand("w", w)
+    m, k = x.shape
+    if w.shape[0] != k:
+        raise ValueError(f"w.shape[0] must equal x.shape[1], got x {x.shape} and w {w.shape}")
+    n = w.shape[1]
+    if b is not None:
+        b = _dense("b", b, ndim=1)
+        if b.shape != (n,):
+            raise ValueError(f"b must have shape ({n},), got {b.shape}")
+    act = _activation(activation)
+    pf = _check_p(dropout, "dropout")
+    stream_v = _check_int("stream", stream, _U32)
+    if seed is not None:
+        seed_v = _check_int("seed", seed, _U64)
+        step_v = 0 if step is None else _check_int("step", step, _U64)
+    elif step is not None:
+        raise ValueError(
+            "step= needs an explicit seed=; without one the default generator picks the step"
+        )
+    inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
+    y = _out(out, (m, n), inputs, in_place=False)
+    want_mask = return_mask or mask_out is not None
+    mask = None
+    if mask_out is not None:
+        mask = _mask_array("mask_out", mask_out, m * n)
+        if not mask.flags.writeable:
+            raise ValueError("mask_out is read-only; help: pass a writable array")
+        for name, arr in {**inputs, "out": y}.items():
+            if _overlap(mask, arr):
+                raise ValueError(f"mask_out overlaps {name}")
+    elif want_mask or (training and pf > 0.0):
+        mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
+    p_eff = pf if training else 0.0
+    if training and seed is None:
+        seed_v, step_v = _default.draw()
+    elif not training:
+        seed_v = step_v = 0
+    if y.size:
+        _check(
+            lib.pd_linear_forward_f32(
+                _ptr(x),
+                ldx,
+                _ptr(w),
+                ldw,
+                trans_w,
+                ffi.NULL if b is None else _fbuf(b),
+                _fbuf(y),
+                ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
+                m,
+                n,
+                k,
+                act,
+                p_eff,
+                seed_v,
+                stream_v,
+                step_v,
+            ),
+            "linear",
+        )
+    return (y, mask) if return_mask else y  # type: ignore[return-value]
+
+
+def linear_backward(
+    dy: np.ndarray,
+    x: np.ndarray,
+    w: np.ndarray,
+    y: np.ndarray,
+    mask: np.ndarray | None = None,
+    *,
+    activation: str | None = None,
+    dropout: float = 0.0,
+    grad_w: np.ndarray | None = None,
+    grad_b: np.ndarray | None = None,
+    out: np.ndarray | None = None,
+    dz_out: np.ndarray | None = None,
+    input_grad: bool = True,
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Backward of :func:`linear`, given its inputs x, w, output y and mask.
+
+    dz = act'(y) * dropout_backward(dy) and the bias gradient (column sums of dz,
+    in row order) come from one pass; then dw = x.T @ dz and dx = dz @ w.T run on
+    SGEMM. ``grad_w`` / ``grad_b``, when given, are accumulated into (``+=``), as
+    layers do; otherwise new arrays are returned. ``mask`` may be None only for
+    dropout == 0. ``input_grad=False`` skips dx (returned as None). Returns
+    (dx, dw, db).
+    """
+    dy = _dense("dy", dy, ndim=2)
+    x, _ = _row_major("x", x)
+    w, _, _ = _gemm_operand("w", w)
+    y = _dense("y", y, ndim=2)
+    m, n = dy.shape
+    k = x.shape[1]
+    if y.shape != (m, n) or x.shape[0] != m or w.shape != (k, n):
+        raise ValueError(
+            f"shapes do not match a linear forward: dy {dy.shape}, x {x.shape}, "
+            f"w {w.shape}, y {y.shape}"
+        )
+    act = _activation(activation)
+    pf = _check_p(dropout, "dropout")
+    if mask is not None:
+        mask = _mask_array("mask", mask, m * n)
+    elif pf != 0.0:
+        raise ValueError("mask is required when dropout > 0 (the forward's return_mask)")
+    if grad_b is None:
+        db = np.zeros(n, dtype=np.float32)
+    else:
+        db = _out(grad_b, (n,), {"dy": dy, "y": y}, in_place=False, name="grad_b")
+    dz = _out(dz_out, (m, n), {"y": y, "x": x, "w": w}, in_place=False, name="dz_out")
+    if _overlap(dz, dy) and not _same_buffer(dz, dy):
+        raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")
+    if dy.size:
+        _check(
+            lib.pd_linear_backward_f32(
+                _fbuf(dy),
+                ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
+                _fbuf(y),
+                _fbuf(dz),
+                _fbuf(db),
+                m,
+                n,
+                act,
+                pf,
+            ),
+            "linear_backward",
+        )
+    if grad_w is None:
+        dw = matmul(x.T, dz)
+    else:
+        dw = matmul(x.T, dz, out=grad_w, beta=1.0)
+    dx = matmul(dz, w.T, out=out) if input_grad else None
+    return dx, dw, db
 
 
 # --- RNG access for tests and data generators --------------------------------

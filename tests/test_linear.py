@@ -1,0 +1,148 @@
+"""pydrop.linear / linear_backward (the fused Dense step) against the unfused ops."""
+
+import numpy as np
+import pytest
+
+import pydrop
+
+F = np.float32
+
+
+def operands(m, n, k, trans_w, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, k)).astype(F)
+    w = (
+        rng.standard_normal((n, k)).astype(F).T
+        if trans_w
+        else rng.standard_normal((k, n)).astype(F)
+    )
+    b = rng.standard_normal(n).astype(F)
+    return x, w, b
+
+
+def unfused(x, w, b, act, p, seed, stream, step):
+    y = np.empty((x.shape[0], w.shape[1]), F)
+    if b is None:
+        pydrop.matmul(x, w, out=y)
+    else:
+        y[...] = b
+        pydrop.matmul(x, w, out=y, beta=1.0)
+    if act == "relu":
+        pydrop.relu(y, out=y)
+    return pydrop.dropout(y, p, seed=seed, stream=stream, step=step, out=y, return_mask=True)
+
+
+SHAPES = [(1, 1, 1), (7, 9, 5), (33, 24, 17), (256, 256, 784), (64, 10, 256), (50, 13, 3)]
+
+
+@pytest.mark.parametrize("m,n,k", SHAPES)
+@pytest.mark.parametrize("act", [None, "relu"])
+@pytest.mark.parametrize("p", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("trans_w", [False, True])
+def test_forward_equals_unfused_bit_for_bit(isa, m, n, k, act, p, trans_w):
+    x, w, b = operands(m, n, k, trans_w, seed=m + n + k)
+    y0, m0 = unfused(x, w, b, act, p, 5, 2, 9)
+    y1, m1 = pydrop.linear(
+        x, w, b, activation=act, dropout=p, seed=5, stream=2, step=9, return_mask=True
+    )
+    np.testing.assert_array_equal(m1, m0)
+    np.testing.assert_array_equal(y1.view(np.uint32), y0.view(np.uint32))
+
+
+def test_forward_without_bias_and_eval(isa):
+    x, w, _ = operands(20, 16, 8, False)
+    y0, _ = unfused(x, w, None, "relu", 0.0, 1, 0, 0)
+    np.testing.assert_array_equal(pydrop.linear(x, w, activation="relu", training=False), y0)
+    state = pydrop.get_rng_state()
+    pydrop.linear(x, w, dropout=0.5, training=False)
+    assert pydrop.get_rng_state() == state
+
+
+def test_forward_same_for_1_and_2_threads(restore_threads):
+    x, w, b = operands(256, 256, 784, False)
+    outs = []
+    for t in (1, 2):
+        pydrop.set_num_threads(t)
+        outs.append(
+            pydrop.linear(x, w, b, activation="relu", dropout=0.5, seed=3, return_mask=True)
+        )
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+    np.testing.assert_array_equal(outs[0][1], outs[1][1])
+
+
+@pytest.mark.parametrize("act", [None, "relu"])
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_backward_matches_unfused_and_float64(isa, act, p):
+    m, n, k = 48, 40, 24
+    x, w, b = operands(m, n, k, False, seed=1)
+    dy = np.random.default_rng(2).standard_normal((m, n)).astype(F)
+    y, mask = pydrop.linear(x, w, b, activation=act, dropout=p, seed=4, return_mask=True)
+    dz_fused = np.empty_like(dy)
+    dx, dw, db = pydrop.linear_backward(
+        dy, x, w, y, mask, activation=act, dropout=p, dz_out=dz_fused
+    )
+    # The fused elementwise pass equals the unfused ops bit for bit ...
+    dz = pydrop.dropout_backward(dy, mask, p)
+    if act == "relu":
+        dz = pydrop.relu_backward(dz, y)
+    np.testing.assert_array_equal(dz_fused.view(np.uint32), dz.view(np.uint32))
+    # ... and the products and sums meet their k * eps32 bounds against float64.
+    eps = np.finfo(F).eps
+    z64, x64, w64 = dz.astype(np.float64), x.astype(np.float64), w.astype(np.float64)
+    assert (np.abs(dw - x64.T @ z64) <= 2 * m * eps * (np.abs(x64).T @ np.abs(z64))).all()
+    assert (np.abs(dx - z64 @ w64.T) <= 2 * n * eps * (np.abs(z64) @ np.abs(w64).T)).all()
+    assert (np.abs(db - z64.sum(axis=0)) <= m * eps * np.abs(z64).sum(axis=0)).all()
+
+
+def test_backward_accumulates_into_grads():
+    x, w, b = operands(16, 8, 4, False)
+    dy = np.ones((16, 8), F)
+    y, mask = pydrop.linear(x, w, b, activation="relu", dropout=0.5, seed=1, return_mask=True)
+    _, dw, db = pydrop.linear_backward(dy, x, w, y, mask, activation="relu", dropout=0.5)
+    gw, gb = np.ones_like(w), np.ones_like(b)
+    dx, dw2, db2 = pydrop.linear_backward(
+        dy,
+        x,
+        w,
+        y,
+        mask,
+        activation="relu",
+        dropout=0.5,
+        grad_w=gw,
+        grad_b=gb,
+        input_grad=False,
+    )
+    assert dx is None and dw2 is gw and db2 is gb
+    np.testing.assert_allclose(gw, 1 + dw, rtol=1e-6)
+    np.testing.assert_allclose(gb, 1 + db, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "call, exc, text",
+    [
+        (lambda x, w, b: pydrop.linear(x, w, b, activation="tanh"), ValueError, "activation"),
+        (lambda x, w, b: pydrop.linear(x, w[:3], b), ValueError, "w.shape[0]"),
+        (lambda x, w, b: pydrop.linear(x, w, b[:2]), ValueError, "b must have shape"),
+        (lambda x, w, b: pydrop.linear(x.T.copy().T, w, b), ValueError, "rows"),
+        (lambda x, w, b: pydrop.linear(x, w, b, dropout=2.0), ValueError, "dropout"),
+        (lambda x, w, b: pydrop.linear(x.astype(float), w, b), TypeError, "x"),
+        (lambda x, w, b: pydrop.linear(x, w, b, out=x), ValueError, "out"),
+        (
+            lambda x, w, b: pydrop.linear_backward(
+                np.ones((6, 5), F), x, w, np.ones((6, 5), F), dropout=0.5
+            ),
+            ValueError,
+            "mask",
+        ),
+        (
+            lambda x, w, b: pydrop.linear_backward(np.ones((6, 4), F), x, w, np.ones((6, 5), F)),
+            ValueError,
+            "shapes",
+        ),
+    ],
+)
+def test_bad_input(call, exc, text):
+    x, w, b = operands(6, 5, 4, False)
+    with pytest.raises(exc, match=None) as info:
+        call(x, w, b)
+    assert text in str(info.value)
