@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._ops import dropout, dropout_backward, matmul, relu, relu_backward
+from ._ops import dropout, dropout_backward, linear, linear_backward, relu, relu_backward
 
 __all__ = ["Parameter", "Module", "Dense", "ReLU", "Dropout", "Sequential", "softmax"]
 
@@ -260,7 +260,8 @@ class Dense(Module):
         self.bias: Parameter | None = None
         self._x: np.ndarray | None = None
         self._y: np.ndarray | None = None
-        self._db: np.ndarray | None = None
+        self._mask: np.ndarray | None = None  # keep bits of a fused dropout, if any
+        self._p = 0.0
         if self.in_units is not None:
             self.initialize(self.in_units)
 
@@ -283,7 +284,11 @@ class Dense(Module):
                 raise ValueError("load 'weight' before 'bias' for a lazy Dense layer")
         super()._load_param(name, value)
 
-    def forward(self, X: np.ndarray) -> np.ndarray:
+    def forward(self, X: np.ndarray, dropout: Dropout | None = None) -> np.ndarray:
+        """Y = act(X @ W + b); with ``dropout`` (a training Dropout layer that follows
+        this one), its dropout too, fused into the same pass over Y: ``Sequential``
+        does this for consecutive Dense -> Dropout, with results bit for bit those of
+        the two layers run one after the other."""
         X = _as_input(X)
         if self.weight is None:
             self.initialize(X.shape[1])
@@ -293,11 +298,24 @@ class Dense(Module):
                 f"Dense expects {self.in_units} input features, got X with shape {X.shape}"
             )
         Y = self._rows("y", X.shape[0], self.units)
-        # Y = b (broadcast), then Y += X @ W on the GEMM kernel (beta = 1).
-        np.copyto(Y, self.bias.data)
-        matmul(X, self.weight.data, out=Y, beta=1.0)
-        if self.activation == "relu":
-            relu(Y, out=Y)
+        if dropout is None:
+            self._mask, self._p = None, 0.0
+            linear(X, self.weight.data, self.bias.data, activation=self.activation, out=Y)
+        else:
+            seed, stream, step = dropout._draw()
+            self._mask, self._p = dropout._mask_rows(Y.size), dropout.p
+            linear(
+                X,
+                self.weight.data,
+                self.bias.data,
+                activation=self.activation,
+                dropout=dropout.p,
+                seed=seed,
+                stream=stream,
+                step=step,
+                out=Y,
+                mask_out=self._mask,
+            )
         self._x, self._y = X, Y
         return Y
 
@@ -306,23 +324,24 @@ class Dense(Module):
             raise RuntimeError("Dense.backward called before forward")
         assert self.weight is not None and self.bias is not None
         n = dY.shape[0]
-        dZ = dY
-        if self.activation == "relu":
-            dZ = self._rows("dz", n, self.units)
-            relu_backward(dY, self._y, out=dZ)
-        # dW += X^T dZ on the GEMM kernel, reading X transposed in place (no copy).
-        matmul(self._x.T, dZ, out=self.weight.grad, beta=1.0)
-        # db += column sums of dZ. NumPy's pairwise reduction into a units-sized buffer
-        # is ~5x faster here than a 1 x n GEMM against a vector of ones.
-        if self._db is None or self._db.shape[0] != self.units:
-            self._db = np.empty(self.units, dtype=np.float32)
-        np.add.reduce(dZ, axis=0, out=self._db)
-        np.add(self.bias.grad, self._db, out=self.bias.grad)
-        if not self.input_grad:
-            return None
-        dX = self._rows("dx", n, self.weight.data.shape[0])
-        matmul(dZ, self.weight.data.T, out=dX)
-        return dX
+        # One pass for dZ = act'(Y) * dropout'(dY) and db += column sums of dZ, then
+        # dW += X^T dZ and dX = dZ W^T on the GEMM kernel (transposes read in place).
+        dX = self._rows("dx", n, self.weight.data.shape[0]) if self.input_grad else None
+        dx, _, _ = linear_backward(
+            dY,
+            self._x,
+            self.weight.data,
+            self._y,
+            self._mask,
+            activation=self.activation,
+            dropout=self._p,
+            grad_w=self.weight.grad,
+            grad_b=self.bias.grad,
+            out=dX,
+            dz_out=self._rows("dz", n, self.units),
+            input_grad=self.input_grad,
+        )
+        return dx
 
     def extra_repr(self) -> str:
         act = f", activation={self.activation!r}" if self.activation else ""
@@ -372,23 +391,30 @@ class Dropout(Module):
         if self.stream is None:
             self.stream = int(index)
 
+    def _draw(self) -> tuple[int, int, int]:
+        """(seed, stream, step) of the next training forward; advances the step."""
+        seed = 0 if self.seed is None else self.seed
+        stream = 0 if self.stream is None else self.stream
+        if self._mc is not None:
+            return seed, stream + self._mc[0], self._mc[1]
+        self.step += 1
+        return seed, stream, self.step - 1
+
+    def _mask_rows(self, n: int) -> np.ndarray:
+        """The reused mask buffer, sized for n elements."""
+        n_bytes = (n + 7) // 8
+        if self._mask_buf.size < n_bytes:
+            self._mask_buf = np.empty(n_bytes, dtype=np.uint8)
+        return self._mask_buf[:n_bytes]
+
     def forward(self, X: np.ndarray) -> np.ndarray:
         if not self.training:
             self._mask = None
             return X
         X = _as_input(X)
-        seed = 0 if self.seed is None else self.seed
-        stream = 0 if self.stream is None else self.stream
-        if self._mc is None:
-            step = self.step
-            self.step += 1
-        else:
-            stream, step = stream + self._mc[0], self._mc[1]
+        seed, stream, step = self._draw()
         Y = self._rows("y", X.shape[0], X.shape[1])
-        n_bytes = (X.size + 7) // 8
-        if self._mask_buf.size < n_bytes:
-            self._mask_buf = np.empty(n_bytes, dtype=np.uint8)
-        self._mask = self._mask_buf[:n_bytes]
+        self._mask = self._mask_rows(X.size)
         dropout(X, self.p, seed=seed, stream=stream, step=step, out=Y, mask_out=self._mask)
         return Y
 
@@ -418,6 +444,7 @@ class Sequential(Module):
         super().__init__()
         self.seed = int(seed)
         self.layers: list[Module] = []
+        self._plan: list[Module] = []  # what the last forward ran, for backward
         self.add(*layers)
 
     def add(self, *layers: Module) -> Sequential:
@@ -437,15 +464,27 @@ class Sequential(Module):
         return self.layers[i]
 
     def forward(self, X: np.ndarray) -> np.ndarray:
+        """Run the layers in order; a Dense followed by a training Dropout runs as one
+        fused step (same results, one pass over the activations)."""
         if self.layers:
             self.layers[0].input_grad = self.input_grad
-        for layer in self.layers:
-            X = layer.forward(X)
+        self._plan = []
+        i = 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            after = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if isinstance(layer, Dense) and isinstance(after, Dropout) and after.training:
+                X = layer.forward(X, dropout=after)
+                i += 2
+            else:
+                X = layer.forward(X)
+                i += 1
+            self._plan.append(layer)
         return X
 
     def backward(self, dY: np.ndarray) -> np.ndarray | None:
         d: np.ndarray | None = dY
-        for layer in reversed(self.layers):
+        for layer in reversed(self._plan):
             assert d is not None
             d = layer.backward(d)
         return d
