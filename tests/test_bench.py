@@ -105,6 +105,7 @@ def _check_structure(report: dict, md: str) -> None:
         assert 0 <= row["final_val_acc"] <= 1 and row["peak_rss_mb"] > 0
     assert report["headline"]["dropout"] and report["headline"]["gemm"]
     assert "| op | size | thr |" in md
+    assert "## Summary against the project's goals" in md
 
 
 @pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed; the torch-less run covers it")
@@ -124,6 +125,14 @@ def test_quick_bench_with_torch(tmp_path: Path) -> None:
 def test_quick_bench_without_torch(tmp_path: Path) -> None:
     report, md = _run(tmp_path, [], hide=("torch", "matplotlib"))
     _check_structure(report, md)
+    # --render re-creates the markdown from the saved JSON without measuring anything
+    from pydrop.bench import main
+
+    rendered = tmp_path / "rendered.md"
+    assert (
+        main(["--render", str(tmp_path / "out" / "bench.json"), "--markdown", str(rendered)]) == 0
+    )
+    assert rendered.read_text() == md
     assert report["torch"] == "not installed"
     for row in report["kernels"]:
         assert row["results"]["torch"] == {"status": "not installed"}

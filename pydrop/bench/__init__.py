@@ -126,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="write the PNG figures here (needs matplotlib)",
     )
+    p.add_argument(
+        "--render",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="measure nothing: re-render the markdown and figures of a saved bench.json",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     return p
 
@@ -328,7 +335,14 @@ def main(argv: list[str] | None = None, *, command: str | None = None) -> int:
     args.command = command or "pydrop bench " + " ".join(argv)
     from .report import to_markdown, write_plots
 
-    report = run(args)
+    if args.render is not None:
+        report = json.loads(args.render.read_text())
+        if report.get("schema") != SCHEMA:
+            print(f"pydrop bench: {args.render} is not a {SCHEMA} report", file=sys.stderr)
+            return 2
+        report["pydrop"].setdefault("reference_isa", report["pydrop"]["default_isa"])
+    else:
+        report = run(args)
     md_path = args.markdown or (args.out / "bench.md" if args.out else None)
     json_path = args.json or (args.out / "bench.json" if args.out else None)
     plot_dir = args.plots or args.out

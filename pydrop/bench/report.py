@@ -378,6 +378,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         "is faster."
     )
     L.append("")
+    L.append("## Summary against the project's goals")
+    L.append("")
+    L += summary_table(report)
+    L.append("")
     L += _headline_md(report)
     for group in PEERS:
         rows = [r for r in report["kernels"] if r["group"] == group]
@@ -433,6 +437,97 @@ def _kernel_table(
             cells.append(txt)
         cells += [_fmt_ratio(r["speedup"].get(c)) for c in ratio_cols]
         out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+# The project's speed goals (issue "Benchmark suite"), shown next to the measurements.
+GOALS = {
+    "dropout_tutorial": 40.0,
+    "dropout_torch": 60.0,
+    "gemm_mkl": 1.0,
+    "gemm_openblas": 1.0,
+    "epoch_numpy": 3.0,
+    "epoch_torch": 4.0,
+}
+
+
+def summary_table(report: dict[str, Any]) -> list[str]:
+    """Measured ratio next to each project goal: the table for the README."""
+    h = report["headline"]
+    no_torch = report["torch"] if report["torch"] != "run" else None
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def add(what: str, d: dict[str, Any], val: float | None, goal: float, peer: str) -> None:
+        if peer == "torch" and no_torch:
+            txt = f"PyTorch {no_torch}"
+        else:
+            txt = _fmt_ratio(val)
+        rows.append((what, str(d["threads"]), d["isa"], txt, f"≥ {goal:g}×"))
+
+    for d in h["dropout"]:
+        if d["op"] == "forward":
+            add(
+                "dropout fwd 256x1024 p=0.5 vs tutorial NumPy",
+                d,
+                d["vs_numpy_tutorial"],
+                GOALS["dropout_tutorial"],
+                "numpy",
+            )
+    for d in h["dropout"]:
+        if d["op"] == "forward":
+            add(
+                "dropout fwd 256x1024 p=0.5 vs PyTorch",
+                d,
+                d["vs_torch"],
+                GOALS["dropout_torch"],
+                "torch",
+            )
+    for g in h["gemm"]:
+        for key, peer, goal, name in (
+            ("vs_openblas", "numpy", GOALS["gemm_openblas"], "OpenBLAS (NumPy)"),
+            ("vs_mkl", "torch", GOALS["gemm_mkl"], "MKL (PyTorch)"),
+        ):
+            x = g.get(key)
+            if peer == "torch" and no_torch:
+                txt = f"PyTorch {no_torch}"
+            else:
+                txt = f"{x['geomean']:.2f}× (min {x['min']:.2f}×)" if x else "–"
+            rows.append(
+                (
+                    f"SGEMM, 9 MLP products (geomean) vs {name}",
+                    str(g["threads"]),
+                    g["isa"],
+                    txt,
+                    f"≥ {goal:g}×",
+                )
+            )
+    for e in h["epoch"]:
+        goal = GOALS["epoch_numpy" if e["vs"] == "numpy" else "epoch_torch"]
+        name = "NumPy" if e["vs"] == "numpy" else "PyTorch"
+        rows.append(
+            (
+                f"training epoch vs {name} (test acc {e['pydrop_acc']:.3f} vs {e['peer_acc']:.3f})",
+                str(e["threads"]),
+                e["isa"],
+                f"{_fmt_ratio(e['speedup'])} ({e['pydrop_s']:.3g} s vs {e['peer_s']:.3g} s)",
+                f"≥ {goal:g}×",
+            )
+        )
+    if no_torch and h["epoch"]:
+        rows.append(
+            (
+                "training epoch vs PyTorch",
+                "–",
+                "–",
+                f"PyTorch {no_torch}",
+                f"≥ {GOALS['epoch_torch']:g}×",
+            )
+        )
+    out = [
+        "| comparison | threads | pydrop ISA | measured speed-up | goal |",
+        "|---|---|---|---|---|",
+    ]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
     return out
 
 
