@@ -250,11 +250,15 @@ def pydrop_impls(case: Case) -> list[Impl]:
         z = np.empty((m, n), dtype=np.float32)
         y = np.empty_like(z)
 
+        kw: dict[str, np.ndarray] = {}
+        if "mask_out" in inspect.signature(pydrop.dropout).parameters:
+            kw["mask_out"] = np.empty((m * n + 7) // 8, dtype=np.uint8)  # as the fused op
+
         def unfused() -> object:
             pydrop.matmul(x, w, out=z)
             np.add(z, bias, out=z)
             pydrop.relu(z, out=z)
-            return pydrop.dropout(z, p, out=y)
+            return pydrop.dropout(z, p, out=y, **kw)
 
         impls: list[Impl] = [
             ("pydrop unfused", unfused),
@@ -288,7 +292,13 @@ def _fused_linear(
     p: float,
 ) -> Callable[[], object] | None:
     if linear is not None:
-        return lambda: linear(x, w, bias, activation="relu", dropout=p, training=True)
+        params = inspect.signature(linear).parameters
+        kw: dict[str, np.ndarray] = {}
+        if "out" in params:
+            kw["out"] = np.empty((x.shape[0], w.shape[1]), dtype=np.float32)
+        if "mask_out" in params:
+            kw["mask_out"] = np.empty((x.shape[0] * w.shape[1] + 7) // 8, dtype=np.uint8)
+        return lambda: linear(x, w, bias, activation="relu", dropout=p, training=True, **kw)
     if fused_linear_source() is None:
         return None
     # No public wrapper yet: call the C entry point the way the tests do.
