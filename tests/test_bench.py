@@ -33,6 +33,11 @@ FAST = [
     "--batches",
     "2",
     "--no-download",
+    "--eval-examples",
+    "512",
+    # AVX-512 stays out: under `make emulate` it is SIMDe-emulated and very slow
+    "--isa",
+    "scalar,avx2",
 ]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 HAS_MPL = importlib.util.find_spec("matplotlib") is not None
@@ -80,6 +85,8 @@ def _check_structure(report: dict, md: str) -> None:
     for isa, state in paths.items():
         if isa not in supported:
             assert state == "not supported on this CPU"
+        else:
+            assert state == ("skipped (--isa)" if isa == "avx512" else "run")
     assert all(w["status"] in ("ok", "not installed") for w in report["workers"]), [
         (w["lib"], w["status"]) for w in report["workers"]
     ]
@@ -89,7 +96,7 @@ def _check_structure(report: dict, md: str) -> None:
         assert row["threads"] == 1
         for isa in ("scalar", "avx2", "avx512"):
             cell = row["results"][f"pydrop {isa}"]
-            if isa in supported and row["group"] != "linear":
+            if paths[isa] == "run" and row["group"] != "linear":
                 assert cell["status"] == "ok"
                 assert 0 < cell["min"] <= cell["median"] <= cell["max"]
             elif isa not in supported:

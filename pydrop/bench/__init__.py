@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="limit training batches per epoch (default all; 10 with --quick)",
     )
     p.add_argument(
+        "--eval-examples",
+        type=int,
+        default=None,
+        help="evaluate on the first N test examples (default all 10000; 2560 with --quick)",
+    )
+    p.add_argument(
         "--data-dir",
         default=None,
         help="Fashion-MNIST directory (default $PYDROP_DATA, then "
@@ -179,6 +185,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     epochs = args.epochs or (1 if quick else 10)
     batches = args.batches or (10 if quick else None)
+    eval_examples = args.eval_examples or (2560 if quick else None)
     download = args.download if args.download is not None else not quick
     default_isa, isa_plan = _pydrop_isas(args.isa)
     measured = [i for i in ISAS if isa_plan[i] == "run"]
@@ -229,6 +236,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 data_dir=args.data_dir,
                 allow_download=download,
                 max_train=max_train,
+                max_test=eval_examples,
                 seed=args.seed,
                 sigma=RECIPE["init_sigma"],
                 layers=RECIPE["layers"],

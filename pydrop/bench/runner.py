@@ -87,6 +87,7 @@ def prepare_e2e_data(
     data_dir: str | None,
     allow_download: bool,
     max_train: int | None,
+    max_test: int | None = None,
     seed: int,
     sigma: float,
     layers: list[int],
@@ -114,6 +115,8 @@ def prepare_e2e_data(
         )
     if max_train:
         X, y = X[:max_train], y[:max_train]
+    if max_test:
+        Xt, yt = Xt[:max_test], yt[:max_test]
     out = workdir / "e2e-data"
     out.mkdir(exist_ok=True)
     for name, arr in (("X_train", X), ("y_train", y), ("X_test", Xt), ("y_test", yt)):
