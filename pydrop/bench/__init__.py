@@ -17,6 +17,7 @@ import datetime as _dt
 import importlib.util
 import json
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -147,13 +148,8 @@ def _pydrop_isas(requested: list[str]) -> tuple[str, dict[str, str]]:
     """(default ISA, {isa: "run" | reason}) for the three paths."""
     import pydrop
 
-    info = pydrop.info()
-    supported = set(info.get("supported_isas") or info.get("supported") or [])
-    default = str(info.get("isa"))
-    if not supported:
-        from pydrop import _ops  # older info() without the list
-
-        supported = {i for i in ISAS if _ops.isa_supported(i)}
+    supported = set(pydrop.supported_isas())
+    default = pydrop.get_isa()
     plan = {}
     for isa in ISAS:
         if isa not in supported:
@@ -174,7 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from .machine import machine_info, usable_cpus
     from .runner import prepare_e2e_data, run_worker, tempdir
 
-    log = open("/dev/null", "w") if args.quiet else sys.stderr  # noqa: SIM115
+    log = open(os.devnull, "w") if args.quiet else sys.stderr  # noqa: SIM115
     quick = args.quick
     threads = args.threads or sorted({1, usable_cpus()})
     timing = {
