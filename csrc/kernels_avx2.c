@@ -12,49 +12,76 @@
  * `o` blocks 1, 3, 5, 7, each in the even 32-bit slots. _mm256_mul_epu32 reads only
  * even slots and returns the full 64-bit product, so a round needs no lane shuffles:
  * hi is one 64-bit shift away and lo is already in place. Odd slots carry junk that
- * no result reads (the mask and stream code below take even slots only). */
+ * no result reads (the mask and stream code below take even slots only).
+ *
+ * Per-call constants. In rounds 0 and 1 only the counter word c0 differs between
+ * blocks, so the products that involve only (stream, step, key) are computed once,
+ * in scalar code, and those rounds cost about half of a general one. */
 typedef struct {
-    __m256i k0[10], k1[10]; /* the key schedule, broadcast */
-} round_keys;
+    __m256i k0[10], k1[10]; /* the key schedule, broadcast (rounds 2..9 use it) */
+    __m256i c, d, e, l0;    /* round 0/1 constants, named as in philox8 */
+} philox_plan;
 
-PD_TARGET_AVX2 static inline void round_keys_init(round_keys *rk, const uint32_t key[2]) {
+PD_TARGET_AVX2 static inline void plan_init(philox_plan *pl, const uint32_t key[2],
+                                            uint32_t stream, uint64_t step) {
     uint32_t k0 = key[0], k1 = key[1];
     for (int r = 0; r < 10; r++) {
-        rk->k0[r] = _mm256_set1_epi32((int)k0);
-        rk->k1[r] = _mm256_set1_epi32((int)k1);
+        pl->k0[r] = _mm256_set1_epi32((int)k0);
+        pl->k1[r] = _mm256_set1_epi32((int)k1);
         k0 += PD_PHILOX_W0;
         k1 += PD_PHILOX_W1;
     }
+    /* round 0: c0' = hi(c2 * M1) ^ c1 ^ k0 =: a and c1' = lo(c2 * M1) =: b are the
+     * same for every block; c2' = hi(c0 * M0) ^ (c3 ^ k1) */
+    uint64_t p1 = (uint64_t)PD_PHILOX_M1 * (uint32_t)step;
+    uint32_t a = (uint32_t)(p1 >> 32) ^ stream ^ key[0], b = (uint32_t)p1;
+    uint32_t c = (uint32_t)(step >> 32) ^ key[1];
+    /* round 1: c0 * M0 = a * M0 is the same for every block too */
+    uint64_t p0 = (uint64_t)PD_PHILOX_M0 * a;
+    pl->c = _mm256_set1_epi32((int)c);
+    pl->d = _mm256_set1_epi32((int)(b ^ (key[0] + PD_PHILOX_W0)));
+    pl->e = _mm256_set1_epi32((int)((uint32_t)(p0 >> 32) ^ (key[1] + PD_PHILOX_W1)));
+    pl->l0 = _mm256_set1_epi32((int)(uint32_t)p0);
 }
 
 /* Interleaved groups of 8 blocks per call: one group's rounds are a latency chain
  * (multiply -> shift -> xor); two give the out-of-order core independent work. */
 #define GROUPS 2
 
+/* Philox4x32-10 for blocks first..first+8*GROUPS-1 (one 8-block group per g). */
 PD_TARGET_AVX2 static inline void philox8(__m256i e[GROUPS][4], __m256i o[GROUPS][4],
-                                          uint32_t first, uint32_t stream, uint64_t step,
-                                          const round_keys *rk) {
+                                          uint32_t first, const philox_plan *pl) {
     const __m256i m0 = _mm256_set1_epi32((int)PD_PHILOX_M0);
     const __m256i m1 = _mm256_set1_epi32((int)PD_PHILOX_M1);
     for (int g = 0; g < GROUPS; g++) {
-        e[g][0] = _mm256_add_epi32(_mm256_set1_epi32((int)(first + 8u * (uint32_t)g)),
-                                   _mm256_setr_epi32(0, 0, 2, 0, 4, 0, 6, 0));
-        o[g][0] = _mm256_add_epi32(e[g][0], _mm256_set1_epi32(1));
-        e[g][1] = o[g][1] = _mm256_set1_epi32((int)stream);
-        e[g][2] = o[g][2] = _mm256_set1_epi32((int)(uint32_t)step);
-        e[g][3] = o[g][3] = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
+        __m256i ce = _mm256_add_epi32(_mm256_set1_epi32((int)(first + 8u * (uint32_t)g)),
+                                      _mm256_setr_epi32(0, 0, 2, 0, 4, 0, 6, 0));
+        __m256i co = _mm256_add_epi32(ce, _mm256_set1_epi32(1));
+        /* round 0: c2 = hi(c0 * M0) ^ c;  c3 = lo(c0 * M0)  (c0, c1 are constants) */
+        __m256i pe = _mm256_mul_epu32(ce, m0), po = _mm256_mul_epu32(co, m0);
+        __m256i c2e = _mm256_xor_si256(_mm256_srli_epi64(pe, 32), pl->c);
+        __m256i c2o = _mm256_xor_si256(_mm256_srli_epi64(po, 32), pl->c);
+        /* round 1: c0 = hi(c2 * M1) ^ d;  c1 = lo(c2 * M1);  c2 = c3 ^ e;  c3 = l0 */
+        __m256i qe = _mm256_mul_epu32(c2e, m1), qo = _mm256_mul_epu32(c2o, m1);
+        e[g][0] = _mm256_xor_si256(_mm256_srli_epi64(qe, 32), pl->d);
+        o[g][0] = _mm256_xor_si256(_mm256_srli_epi64(qo, 32), pl->d);
+        e[g][1] = qe;
+        o[g][1] = qo;
+        e[g][2] = _mm256_xor_si256(pe, pl->e);
+        o[g][2] = _mm256_xor_si256(po, pl->e);
+        e[g][3] = o[g][3] = pl->l0;
     }
-#pragma GCC unroll 10
-    for (int r = 0; r < 10; r++) {
+#pragma GCC unroll 8
+    for (int r = 2; r < 10; r++) {
         for (int g = 0; g < GROUPS; g++) {
             /* p0 = hi0:lo0 = c0 * M0, p1 = hi1:lo1 = c2 * M1 (per 64-bit slot) */
             __m256i pe0 = _mm256_mul_epu32(e[g][0], m0), pe1 = _mm256_mul_epu32(e[g][2], m1);
             __m256i po0 = _mm256_mul_epu32(o[g][0], m0), po1 = _mm256_mul_epu32(o[g][2], m1);
             /* c0 = hi1 ^ c1 ^ k0;  c1 = lo1;  c2 = hi0 ^ c3 ^ k1;  c3 = lo0 */
-            e[g][0] = _mm256_xor_si256(_mm256_srli_epi64(pe1, 32), _mm256_xor_si256(e[g][1], rk->k0[r]));
-            e[g][2] = _mm256_xor_si256(_mm256_srli_epi64(pe0, 32), _mm256_xor_si256(e[g][3], rk->k1[r]));
-            o[g][0] = _mm256_xor_si256(_mm256_srli_epi64(po1, 32), _mm256_xor_si256(o[g][1], rk->k0[r]));
-            o[g][2] = _mm256_xor_si256(_mm256_srli_epi64(po0, 32), _mm256_xor_si256(o[g][3], rk->k1[r]));
+            e[g][0] = _mm256_xor_si256(_mm256_srli_epi64(pe1, 32), _mm256_xor_si256(e[g][1], pl->k0[r]));
+            e[g][2] = _mm256_xor_si256(_mm256_srli_epi64(pe0, 32), _mm256_xor_si256(e[g][3], pl->k1[r]));
+            o[g][0] = _mm256_xor_si256(_mm256_srli_epi64(po1, 32), _mm256_xor_si256(o[g][1], pl->k0[r]));
+            o[g][2] = _mm256_xor_si256(_mm256_srli_epi64(po0, 32), _mm256_xor_si256(o[g][3], pl->k1[r]));
             e[g][1] = pe1;
             e[g][3] = pe0;
             o[g][1] = po1;
@@ -70,12 +97,12 @@ PD_TARGET_AVX2 static inline __m256i merge(__m256i e, __m256i o) {
 
 PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
                                        uint64_t first, int64_t n, uint32_t *out) {
-    round_keys rk;
-    round_keys_init(&rk, key);
+    philox_plan pl;
+    plan_init(&pl, key, stream, step);
     int64_t b = 0;
     for (; b + 8 * GROUPS <= n; b += 8 * GROUPS) {
         __m256i e[GROUPS][4], o[GROUPS][4];
-        philox8(e, o, (uint32_t)(first + (uint64_t)b), stream, step, &rk);
+        philox8(e, o, (uint32_t)(first + (uint64_t)b), &pl);
         for (int g = 0; g < GROUPS; g++) {
             uint32_t w[4][8];
             for (int j = 0; j < 4; j++) {
@@ -93,8 +120,8 @@ PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, u
 
 PD_TARGET_AVX2 static void mask_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
                                      uint64_t first, int64_t n, uint32_t t, uint8_t *mask) {
-    round_keys rk;
-    round_keys_init(&rk, key);
+    philox_plan pl;
+    plan_init(&pl, key, stream, step);
     /* Compare all 16-bit values at once: u >= t <=> max_epu16(u, t) == u (t < 2^16 here). */
     const __m256i tv = _mm256_set1_epi16((short)t);
     /* Byte 0 of each 32-bit lane, gathered to the low 4 bytes of each 128-bit half. */
@@ -104,7 +131,7 @@ PD_TARGET_AVX2 static void mask_avx2(const uint32_t key[2], uint32_t stream, uin
     int64_t b = 0;
     for (; b + 8 * GROUPS <= n; b += 8 * GROUPS) {
         __m256i e[GROUPS][4], o[GROUPS][4];
-        philox8(e, o, (uint32_t)(first + (uint64_t)b), stream, step, &rk);
+        philox8(e, o, (uint32_t)(first + (uint64_t)b), &pl);
         for (int g = 0; g < GROUPS; g++) {
             __m256i acc_e = _mm256_setzero_si256(), acc_o = _mm256_setzero_si256();
             for (int j = 0; j < 4; j++) {
