@@ -344,6 +344,29 @@ def _mask_bytes(n: int) -> int:
     return (n + 7) // 8
 
 
+def _explicit_counters(seed: object, step: object) -> tuple[int, int] | None:
+    """Validated (seed, step) when a seed is given; None means the default generator
+    supplies both (it is drawn from only when a mask is actually drawn)."""
+    if seed is None:
+        if step is not None:
+            raise ValueError(
+                "step= needs an explicit seed=; without one the default generator picks the step"
+            )
+        return None
+    return _check_int("seed", seed, _U64), 0 if step is None else _check_int("step", step, _U64)
+
+
+def _mask_out(mask_out: object, n: int, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Validate a caller's mask buffer for n elements: writable, no overlap."""
+    mask = _mask_array("mask_out", mask_out, n)
+    if not mask.flags.writeable:
+        raise ValueError("mask_out is read-only; help: pass a writable array")
+    for name, arr in inputs.items():
+        if _overlap(mask, arr):
+            raise ValueError(f"mask_out overlaps {name}")
+    return mask
+
+
 def dropout(
     x: np.ndarray,
     p: float,
@@ -369,24 +392,12 @@ def dropout(
     x = _dense("x", x)
     pf = _check_p(p)
     stream_v = _check_int("stream", stream, _U32)
-    if seed is None:
-        if step is not None:
-            raise ValueError(
-                "step= needs an explicit seed=; without one the default generator picks the step"
-            )
-    else:
-        seed_v = _check_int("seed", seed, _U64)
-        step_v = 0 if step is None else _check_int("step", step, _U64)
+    counters = _explicit_counters(seed, step)
     y = _out(out, x.shape, {"x": x}, in_place=True)
     if mask_out is None:
         mask = np.empty(_mask_bytes(x.size), dtype=np.uint8)
     else:
-        mask = _mask_array("mask_out", mask_out, x.size)
-        if not mask.flags.writeable:
-            raise ValueError("mask_out is read-only; help: pass a writable array")
-        for name, arr in (("x", x), ("out", y)):
-            if _overlap(mask, arr):
-                raise ValueError(f"mask_out overlaps {name}")
+        mask = _mask_out(mask_out, x.size, {"x": x, "out": y})
     if not training:
         if y is not x and not _same_buffer(y, x):
             np.copyto(y, x)
@@ -396,8 +407,7 @@ def dropout(
             if x.size % 8:
                 mask[-1] = (1 << (x.size % 8)) - 1
         return (result, mask) if return_mask else result
-    if seed is None:
-        seed_v, step_v = _default.draw()
+    seed_v, step_v = counters if counters is not None else _default.draw()
     _check(
         lib.pd_dropout_forward_f32(
             _fbuf(x),
@@ -608,31 +618,20 @@ def linear(
     act = _activation(activation)
     pf = _check_p(dropout, "dropout")
     stream_v = _check_int("stream", stream, _U32)
-    if seed is not None:
-        seed_v = _check_int("seed", seed, _U64)
-        step_v = 0 if step is None else _check_int("step", step, _U64)
-    elif step is not None:
-        raise ValueError(
-            "step= needs an explicit seed=; without one the default generator picks the step"
-        )
+    counters = _explicit_counters(seed, step)
     inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
     y = _out(out, (m, n), inputs, in_place=False)
     want_mask = return_mask or mask_out is not None
     mask = None
     if mask_out is not None:
-        mask = _mask_array("mask_out", mask_out, m * n)
-        if not mask.flags.writeable:
-            raise ValueError("mask_out is read-only; help: pass a writable array")
-        for name, arr in {**inputs, "out": y}.items():
-            if _overlap(mask, arr):
-                raise ValueError(f"mask_out overlaps {name}")
+        mask = _mask_out(mask_out, m * n, {**inputs, "out": y})
     elif want_mask or (training and pf > 0.0):
         mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
     p_eff = pf if training else 0.0
-    if training and seed is None:
-        seed_v, step_v = _default.draw()
-    elif not training:
+    if not training:
         seed_v = step_v = 0
+    else:
+        seed_v, step_v = counters if counters is not None else _default.draw()
     if y.size:
         _check(
             lib.pd_linear_forward_f32(

@@ -18,3 +18,15 @@ def restore_threads():
     n = pydrop.get_num_threads()
     yield
     pydrop.set_num_threads(n)
+
+
+@pytest.fixture(params=("scalar", "avx2", "avx512"))
+def any_isa(request):
+    """Like `isa`, but every path appears, skipped with the reason where missing."""
+    if request.param not in ISAS:
+        pytest.skip(
+            f"ISA {request.param!r} is not supported by this CPU/OS/build "
+            f"(supported: {ISAS}; CPU features: {pydrop.info()['cpu_features']})"
+        )
+    with pydrop.use_isa(request.param):
+        yield request.param

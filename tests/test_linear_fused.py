@@ -9,18 +9,6 @@ from pydrop._native import ffi, lib
 import pydrop
 
 F = np.float32
-ALL_ISAS = ("scalar", "avx2", "avx512")
-
-
-@pytest.fixture(params=ALL_ISAS)
-def any_isa(request):
-    if request.param not in pydrop.supported_isas():
-        pytest.skip(
-            f"ISA {request.param!r} is not supported by this CPU/OS/build "
-            f"(supported: {pydrop.supported_isas()})"
-        )
-    with pydrop.use_isa(request.param):
-        yield request.param
 
 
 def fp(a):

@@ -76,20 +76,6 @@ def run(a, b, alpha=1.0, beta=0.0, c_in=None, out_pad=0, nan_out=False):
     return out
 
 
-ALL_ISAS = ("scalar", "avx2", "avx512")
-
-
-@pytest.fixture(params=ALL_ISAS)
-def any_isa(request):
-    if request.param not in pydrop.supported_isas():
-        pytest.skip(
-            f"ISA {request.param!r} is not supported by this CPU/OS/build "
-            f"(supported: {pydrop.supported_isas()}; CPU features: {pydrop.info()['cpu_features']})"
-        )
-    with pydrop.use_isa(request.param):
-        yield request.param
-
-
 TRANS = list(itertools.product((False, True), repeat=2))
 
 
