@@ -286,14 +286,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "runs, so its peak RSS includes them."
             )
     report["total_s"] = time.perf_counter() - t_start
-    if args.only in (None, "kernels"):
-        src = K.fused_linear_source()
-        report["pydrop"]["fused_linear"] = src
-        if src and src != "pydrop.linear":
-            report["notes"].append(
-                f"The fused Dense + ReLU + dropout is measured through its C entry point {src} "
-                "(pydrop has no public Python wrapper for it yet)."
-            )
     torch_workers = [w for w in report["workers"] if w["lib"] == "torch"]
     if torch_workers and all(w["status"] == "not installed" for w in torch_workers):
         report["torch"] = "not installed"

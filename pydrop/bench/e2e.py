@@ -195,11 +195,9 @@ def run_e2e(lib: str, spec: dict[str, Any]) -> dict[str, Any]:
     Xt, yt = arrays["X_test"], arrays["y_test"]
     impl = spec.get("impl") or lib
     if impl == "pydrop":
-        from .pydrop_model import available, run_trainer
+        from .pydrop_model import run_trainer
 
-        if available():
-            return run_trainer(arrays, recipe, int(e2e["epochs"]), int(e2e["seed"]))
-        impl = "pydrop-ops"  # no training stack: the hand-written loop on pydrop's ops
+        return run_trainer(arrays, recipe, int(e2e["epochs"]), int(e2e["seed"]))
     engine = make_engine(impl, arrays["params"], recipe)  # type: ignore[arg-type]
     bs = int(recipe["batch_size"])
     n = len(y)

@@ -19,7 +19,6 @@ dropout, ``torch.nn.functional.dropout``, the "allocating" dropout row).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -216,18 +215,11 @@ def pydrop_impls(case: Case) -> list[Impl]:
         x, dy = _rand(rng, shape), _rand(rng, shape)
         y, dx = np.empty_like(x), np.empty_like(x)
         if case["op"] == "forward+backward":
-            if "mask_out" in inspect.signature(pydrop.dropout).parameters:
-                mbuf = np.empty((x.size + 7) // 8, dtype=np.uint8)
+            mbuf = np.empty((x.size + 7) // 8, dtype=np.uint8)
 
-                def fb() -> object:  # the mask goes into a reused buffer, as in training
-                    pydrop.dropout(x, p, out=y, mask_out=mbuf)
-                    return pydrop.dropout_backward(dy, mbuf, p, out=dx)
-
-            else:
-
-                def fb() -> object:
-                    _, mask = pydrop.dropout(x, p, out=y, return_mask=True)
-                    return pydrop.dropout_backward(dy, mask, p, out=dx)
+            def fb() -> object:  # the mask goes into a reused buffer, as in training
+                pydrop.dropout(x, p, out=y, mask_out=mbuf)
+                return pydrop.dropout_backward(dy, mbuf, p, out=dx)
 
             return [("pydrop", fb)]
         if case["op"] == "forward, allocating":
@@ -244,84 +236,27 @@ def pydrop_impls(case: Case) -> list[Impl]:
         a, b, c = _operands(case, rng)
         return [("pydrop", lambda: pydrop.matmul(a, b, out=c))]
     if g == "linear":
-        linear = getattr(pydrop, "linear", None)
         m, k, n, p = case["m"], case["k"], case["n"], case["p"]
         x, w, bias = _rand(rng, (m, k)), _rand(rng, (k, n)), _rand(rng, (n,))
         z = np.empty((m, n), dtype=np.float32)
         y = np.empty_like(z)
-
-        kw: dict[str, np.ndarray] = {}
-        if "mask_out" in inspect.signature(pydrop.dropout).parameters:
-            kw["mask_out"] = np.empty((m * n + 7) // 8, dtype=np.uint8)  # as the fused op
+        mask = np.empty((m * n + 7) // 8, dtype=np.uint8)  # both write into reused buffers
 
         def unfused() -> object:
             pydrop.matmul(x, w, out=z)
             np.add(z, bias, out=z)
             pydrop.relu(z, out=z)
-            return pydrop.dropout(z, p, out=y, **kw)
+            return pydrop.dropout(z, p, out=y, mask_out=mask)
 
-        impls: list[Impl] = [
+        def fused() -> object:
+            return pydrop.linear(x, w, bias, activation="relu", dropout=p, out=y, mask_out=mask)
+
+        return [
+            ("pydrop", fused),
             ("pydrop unfused", unfused),
             ("pydrop GEMM only", lambda: pydrop.matmul(x, w, out=z)),
         ]
-        fused = _fused_linear(linear, x, w, bias, p)
-        if fused is not None:
-            impls.insert(0, ("pydrop", fused))
-        return impls
     raise ValueError(f"unknown case group {g!r}")
-
-
-def fused_linear_source() -> str | None:
-    """How the fused Dense + ReLU + dropout is reached: "pydrop.linear", the C API, or None."""
-    import pydrop
-
-    if getattr(pydrop, "linear", None) is not None:
-        return "pydrop.linear"
-    try:
-        from pydrop._native import lib
-    except ImportError:
-        return None
-    return "pd_linear_forward_f32" if hasattr(lib, "pd_linear_forward_f32") else None
-
-
-def _fused_linear(
-    linear: Callable[..., object] | None,
-    x: np.ndarray,
-    w: np.ndarray,
-    bias: np.ndarray,
-    p: float,
-) -> Callable[[], object] | None:
-    if linear is not None:
-        params = inspect.signature(linear).parameters
-        kw: dict[str, np.ndarray] = {}
-        if "out" in params:
-            kw["out"] = np.empty((x.shape[0], w.shape[1]), dtype=np.float32)
-        if "mask_out" in params:
-            kw["mask_out"] = np.empty((x.shape[0] * w.shape[1] + 7) // 8, dtype=np.uint8)
-        return lambda: linear(x, w, bias, activation="relu", dropout=p, training=True, **kw)
-    if fused_linear_source() is None:
-        return None
-    # No public wrapper yet: call the C entry point the way the tests do.
-    from pydrop._native import ffi, lib
-
-    (m, k), n = x.shape, w.shape[1]
-    y = np.empty((m, n), dtype=np.float32)
-    mask = np.empty((m * n + 7) // 8, dtype=np.uint8)
-    fp = [ffi.cast("float *", a.ctypes.data) for a in (x, w, bias, y)]
-    mp = ffi.cast("uint8_t *", mask.ctypes.data)
-
-    keep = (x, w, bias, y, mask)  # the raw pointers below do not keep their arrays alive
-
-    def call() -> object:
-        assert keep
-        status = lib.pd_linear_forward_f32(
-            fp[0], k, fp[1], n, 0, fp[2], fp[3], mp, m, n, k, 1, p, 1, 0, 0
-        )
-        if status != 0:
-            raise RuntimeError(f"pd_linear_forward_f32 returned status {status}")
-        return y
-
-    return call
 
 
 IMPLS = {"numpy": numpy_impls, "torch": torch_impls, "pydrop": pydrop_impls}

@@ -14,12 +14,6 @@ from typing import Any
 import numpy as np
 
 
-def available() -> bool:
-    import pydrop
-
-    return all(hasattr(pydrop, n) for n in ("DropoutMLP", "Trainer"))
-
-
 class _Data:
     def __init__(
         self,
