@@ -20,9 +20,10 @@ typedef struct pd_kernels {
     /* Philox blocks for counters first..first+n-1 (see pd_philox_stream). */
     void (*philox)(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
                    int64_t n, uint32_t *out);
-    /* Mask bytes for blocks first..first+n-1, keep iff u >= t (t < 65536). */
-    void (*mask)(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
-                 int64_t n, uint32_t t, uint8_t *mask);
+    /* Dropout forward on n elements whose mask bytes are blocks first..: writes those
+     * (n + 7) / 8 bytes (keep iff u >= t, t < 65536) and y = keep ? x * s : +0.0. */
+    void (*drop)(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
+                 const float *x, float *y, int64_t n, uint32_t t, float s, uint8_t *mask);
     /* y[i] = bit i of mask ? x[i] * s : +0.0 for i < n (mask starts at bit 0). */
     void (*apply)(const float *x, const uint8_t *mask, float *y, int64_t n, float s);
     void (*relu_fwd)(const float *x, float *y, int64_t n);

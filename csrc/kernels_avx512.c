@@ -102,9 +102,16 @@ PD_TARGET_AVX512 static void apply_avx512(const float *x, const uint8_t *mask, f
     pd_apply_ref(x, mask, y, i, n, s);
 }
 
+PD_TARGET_AVX512 static void drop_avx512(const uint32_t key[2], uint32_t stream, uint64_t step,
+                                         uint64_t first, const float *x, float *y, int64_t n,
+                                         uint32_t t, float s, uint8_t *mask) {
+    mask_avx512(key, stream, step, first, (n + 7) >> 3, t, mask);
+    apply_avx512(x, mask, y, n, s);
+}
+
 const pd_kernels pd_kernels_avx512 = {
     .philox = philox_avx512,
-    .mask = mask_avx512,
+    .drop = drop_avx512,
     .apply = apply_avx512,
     .relu_fwd = pd_relu_forward_f32_avx2,
     .relu_bwd = pd_relu_backward_f32_avx2,

@@ -13,7 +13,7 @@ static void relu_bwd_scalar(const float *dy, const float *x, float *dx, int64_t 
 
 const pd_kernels pd_kernels_scalar = {
     .philox = pd_philox_blocks_scalar,
-    .mask = pd_mask_blocks_scalar,
+    .drop = pd_drop_ref,
     .apply = apply_scalar,
     .relu_fwd = relu_fwd_scalar,
     .relu_bwd = relu_bwd_scalar,

@@ -47,9 +47,8 @@ static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t 
         int64_t byte0 = ((row0 + r) * x->n + col0) >> 3, nbytes = cols >> 3;
         switch (x->mode) {
         case MASK_DRAW:
-            x->kern->mask(x->key, x->stream, x->step, (uint64_t)byte0, nbytes, x->t,
-                          x->mask + byte0);
-            x->kern->apply(seg, x->mask + byte0, seg, cols, x->s);
+            x->kern->drop(x->key, x->stream, x->step, (uint64_t)byte0, seg, seg, cols, x->t,
+                          x->s, x->mask + byte0);
             break;
         case MASK_ALL_KEPT:
             memset(x->mask + byte0, 0xff, (size_t)nbytes);

@@ -10,7 +10,8 @@
  * mask draw is compute-bound, the mask apply (backward) is a memory stream. */
 #define PD_PAR_FORWARD 65536
 #define PD_PAR_BACKWARD 1048576
-/* Elements per mask/apply round trip, sized so the mask bytes stay in L1. */
+/* Elements per drop call: the scalar and AVX-512 kernels draw a tile's mask, then
+ * apply it, and this size keeps those mask bytes in L1. */
 #define PD_TILE 16384
 
 void pd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
@@ -78,9 +79,8 @@ static void forward_task(void *arg, int32_t t, int32_t tasks) {
     task_range(j->n, t, tasks, &lo, &hi);
     for (int64_t a = lo; a < hi; a += PD_TILE) {
         int64_t b = a + PD_TILE < hi ? a + PD_TILE : hi;
-        int64_t byte0 = a >> 3, nbytes = (b - a + 7) >> 3;
-        j->k->mask(j->key, j->stream, j->step, (uint64_t)byte0, nbytes, j->t, j->mask + byte0);
-        j->k->apply(j->x + a, j->mask + byte0, j->y + a, b - a, j->s);
+        j->k->drop(j->key, j->stream, j->step, (uint64_t)(a >> 3), j->x + a, j->y + a, b - a,
+                   j->t, j->s, j->mask + (a >> 3));
     }
 }
 

@@ -75,6 +75,15 @@ static inline void pd_apply_ref(const float *x, const uint8_t *mask, float *y, i
     }
 }
 
+/* The pd_kernels.drop contract, one block at a time: the oracle, and the tail of the
+ * SIMD versions. */
+static inline void pd_drop_ref(const uint32_t key[2], uint32_t stream, uint64_t step,
+                               uint64_t first, const float *x, float *y, int64_t n, uint32_t t,
+                               float s, uint8_t *mask) {
+    pd_mask_blocks_scalar(key, stream, step, first, (n + 7) >> 3, t, mask);
+    pd_apply_ref(x, mask, y, 0, n, s);
+}
+
 /* ReLU: NaN propagates, everything not > 0 becomes +0.0. */
 static inline void pd_relu_fwd_ref(const float *x, float *y, int64_t i0, int64_t n) {
     for (int64_t i = i0; i < n; i++) {
