@@ -437,7 +437,12 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
             j.upan = imin((mpan + threads - 1) / threads, g->mc / mr);
             j.mu = (mpan + j.upan - 1) / j.upan;
             j.cpan = j.npan;
-            if (threads > 1 && j.mu < want) {
+            if (ep != NULL && ep->after != NULL && threads > 1) {
+                /* Full-width row blocks: the epilogue then sees whole rows of C, one
+                 * contiguous run, instead of a short segment per row. */
+                j.upan = imin((mpan + want - 1) / want, g->mc / mr);
+                j.mu = (mpan + j.upan - 1) / j.upan;
+            } else if (threads > 1 && j.mu < want) {
                 int64_t ncol = (want + j.mu - 1) / j.mu;
                 j.cpan = (j.npan + ncol - 1) / ncol;
             }

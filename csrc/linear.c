@@ -38,23 +38,30 @@ static void lin_before(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t
 static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
                       int64_t rows, int64_t col0, int64_t cols) {
     const linear_ctx *x = e->ctx;
-    for (int64_t r = 0; r < rows; r++) {
+    /* A block of whole rows (what the driver gives an epilogue when threaded) is
+     * one contiguous run of y: one kernel call each, not one per row. */
+    int64_t runs = rows, len = cols;
+    if (cols == ldc) {
+        runs = 1;
+        len = rows * cols;
+    }
+    for (int64_t r = 0; r < runs; r++) {
         float *seg = c + r * ldc;
         if (x->act) {
-            x->kern->relu_fwd(seg, seg, cols);
+            x->kern->relu_fwd(seg, seg, len);
         }
-        /* n % 8 == 0 and col0 % 8 == 0 here, so the block owns whole mask bytes */
-        int64_t byte0 = ((row0 + r) * x->n + col0) >> 3, nbytes = cols >> 3;
+        /* n % 8 == 0 and col0 % 8 == 0 here, so the run owns whole mask bytes */
+        int64_t byte0 = ((row0 + r) * x->n + col0) >> 3, nbytes = len >> 3;
         switch (x->mode) {
         case MASK_DRAW:
-            x->kern->drop(x->key, x->stream, x->step, (uint64_t)byte0, seg, seg, cols, x->t,
+            x->kern->drop(x->key, x->stream, x->step, (uint64_t)byte0, seg, seg, len, x->t,
                           x->s, x->mask + byte0);
             break;
         case MASK_ALL_KEPT:
             memset(x->mask + byte0, 0xff, (size_t)nbytes);
             break;
         case MASK_ALL_DROPPED:
-            memset(seg, 0, (size_t)cols * sizeof(float));
+            memset(seg, 0, (size_t)len * sizeof(float));
             memset(x->mask + byte0, 0, (size_t)nbytes);
             break;
         default:
