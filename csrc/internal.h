@@ -47,6 +47,32 @@ const pd_kernels *pd_active_kernels(void);
 typedef void (*pd_task_fn)(void *ctx, int32_t t, int32_t n_tasks);
 pd_status pd_parallel(int32_t n_tasks, pd_task_fn fn, void *ctx);
 
+/* Whether [a, a + na) and [b, b + nb) share a byte (NULL or empty never does). */
+static inline int pd_overlaps(const void *a, size_t na, const void *b, size_t nb) {
+    const char *pa = a, *pb = b;
+    return a != NULL && b != NULL && na > 0 && nb > 0 && pa < pb + nb && pb < pa + na;
+}
+
+/* Tasks for `work` items when each extra task should get at least per_task of them
+ * (below that, the hand-off to the pool costs more than it saves). */
+static inline int32_t pd_tasks_for(int64_t work, int64_t per_task) {
+    int32_t t = pd_get_num_threads();
+    int64_t useful = work / per_task;
+    if (useful < t) {
+        t = useful < 1 ? 1 : (int32_t)useful;
+    }
+    return t;
+}
+
+/* [lo, hi) of task t out of `tasks` over n items, cut at multiples of `unit`. */
+static inline void pd_task_range(int64_t n, int64_t unit, int32_t t, int32_t tasks, int64_t *lo,
+                                 int64_t *hi) {
+    int64_t units = (n + unit - 1) / unit;
+    int64_t a = units * t / tasks * unit, b = units * (t + 1) / tasks * unit;
+    *lo = a < n ? a : n;
+    *hi = b < n ? b : n;
+}
+
 /* Philox4x32-10 constants (Random123). */
 #define PD_PHILOX_M0 0xD2511F53u
 #define PD_PHILOX_M1 0xCD9E8D57u

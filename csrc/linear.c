@@ -70,11 +70,6 @@ static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t 
     }
 }
 
-static int overlaps(const void *a, size_t na, const void *b, size_t nb) {
-    const char *pa = a, *pb = b;
-    return a != NULL && b != NULL && na > 0 && nb > 0 && pa < pb + nb && pb < pa + na;
-}
-
 pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int64_t ldw,
                                 int32_t trans_w, const float *bias, float *y, uint8_t *mask,
                                 int64_t m, int64_t n, int64_t k, int32_t act, float p,
@@ -96,10 +91,11 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
     }
     size_t xbytes = (size_t)((m - 1) * ldx + k) * sizeof(float);
     size_t wbytes = (size_t)((trans_w ? n - 1 : k - 1) * ldw + (trans_w ? k : n)) * sizeof(float);
-    if ((k > 0 && (overlaps(y, ybytes, x, xbytes) || overlaps(y, ybytes, w, wbytes))) ||
-        overlaps(y, ybytes, bias, (size_t)n * sizeof(float)) || overlaps(y, ybytes, mask, mbytes) ||
-        overlaps(mask, mbytes, x, k > 0 ? xbytes : 0) ||
-        overlaps(mask, mbytes, w, k > 0 ? wbytes : 0)) {
+    if ((k > 0 && (pd_overlaps(y, ybytes, x, xbytes) || pd_overlaps(y, ybytes, w, wbytes))) ||
+        pd_overlaps(y, ybytes, bias, (size_t)n * sizeof(float)) ||
+        pd_overlaps(y, ybytes, mask, mbytes) ||
+        pd_overlaps(mask, mbytes, x, k > 0 ? xbytes : 0) ||
+        pd_overlaps(mask, mbytes, w, k > 0 ? wbytes : 0)) {
         return PD_ERR_ARG;
     }
 
@@ -206,10 +202,11 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
     if (dy == NULL || dz == NULL || (act && y == NULL) || (mask == NULL && p != 0.0f)) {
         return PD_ERR_ARG;
     }
-    if ((dz != dy && overlaps(dz, fbytes, dy, fbytes)) || overlaps(dz, fbytes, mask, mbytes) ||
-        (act && overlaps(dz, fbytes, y, fbytes)) ||
-        overlaps(db, (size_t)n * sizeof(float), dz, fbytes) ||
-        overlaps(db, (size_t)n * sizeof(float), dy, fbytes)) {
+    if ((dz != dy && pd_overlaps(dz, fbytes, dy, fbytes)) ||
+        pd_overlaps(dz, fbytes, mask, mbytes) ||
+        (act && pd_overlaps(dz, fbytes, y, fbytes)) ||
+        pd_overlaps(db, (size_t)n * sizeof(float), dz, fbytes) ||
+        pd_overlaps(db, (size_t)n * sizeof(float), dy, fbytes)) {
         return PD_ERR_ARG;
     }
     linear_bwd_job j = {.kern = pd_active_kernels(), .dy = dy, .y = y, .mask = mask, .dz = dz,

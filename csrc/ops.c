@@ -18,28 +18,6 @@ void pd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
     pd_philox_block(ctr[0], ctr[1], ctr[2], ctr[3], key[0], key[1], out);
 }
 
-static int overlaps(const void *a, size_t na, const void *b, size_t nb) {
-    const char *pa = a, *pb = b;
-    return na > 0 && nb > 0 && pa < pb + nb && pb < pa + na;
-}
-
-static int32_t tasks_for(int64_t n, int64_t per_task) {
-    int32_t t = pd_get_num_threads();
-    int64_t useful = n / per_task;
-    if (useful < t) {
-        t = useful < 1 ? 1 : (int32_t)useful;
-    }
-    return t;
-}
-
-/* [lo, hi) of task t out of `tasks` over n elements, cut at multiples of 64. */
-static void task_range(int64_t n, int32_t t, int32_t tasks, int64_t *lo, int64_t *hi) {
-    int64_t units = (n + 63) / 64;
-    int64_t a = units * t / tasks * 64, b = units * (t + 1) / tasks * 64;
-    *lo = a < n ? a : n;
-    *hi = b < n ? b : n;
-}
-
 pd_status pd_philox_stream(uint64_t seed, uint32_t stream, uint64_t step, uint64_t first,
                            int64_t n_blocks, uint32_t *out) {
     if (n_blocks < 0 || (n_blocks > 0 && out == NULL) || first > UINT32_MAX + (uint64_t)1 ||
@@ -76,7 +54,7 @@ typedef struct {
 static void forward_task(void *arg, int32_t t, int32_t tasks) {
     const drop_job *j = arg;
     int64_t lo, hi;
-    task_range(j->n, t, tasks, &lo, &hi);
+    pd_task_range(j->n, 64, t, tasks, &lo, &hi);
     for (int64_t a = lo; a < hi; a += PD_TILE) {
         int64_t b = a + PD_TILE < hi ? a + PD_TILE : hi;
         j->k->drop(j->key, j->stream, j->step, (uint64_t)(a >> 3), j->x + a, j->y + a, b - a,
@@ -87,7 +65,7 @@ static void forward_task(void *arg, int32_t t, int32_t tasks) {
 static void backward_task(void *arg, int32_t t, int32_t tasks) {
     const drop_job *j = arg;
     int64_t lo, hi;
-    task_range(j->n, t, tasks, &lo, &hi);
+    pd_task_range(j->n, 64, t, tasks, &lo, &hi);
     j->k->apply(j->x + lo, j->cmask + (lo >> 3), j->y + lo, hi - lo, j->s);
 }
 
@@ -97,7 +75,7 @@ static float keep_scale(float p) { return (float)(1.0 / (1.0 - (double)p)); }
 
 /* In place (y == x) is allowed; any other overlap is not. */
 static int bad_io(const float *x, const float *y, int64_t n) {
-    return x != y && overlaps(x, (size_t)n * sizeof(float), y, (size_t)n * sizeof(float));
+    return x != y && pd_overlaps(x, (size_t)n * sizeof(float), y, (size_t)n * sizeof(float));
 }
 
 pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_t n, float p,
@@ -111,8 +89,8 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
     }
     size_t nbytes = (size_t)((n + 7) >> 3);
     if (x == NULL || y == NULL || mask == NULL || bad_io(x, y, n) ||
-        overlaps(mask, nbytes, x, (size_t)n * sizeof(float)) ||
-        overlaps(mask, nbytes, y, (size_t)n * sizeof(float))) {
+        pd_overlaps(mask, nbytes, x, (size_t)n * sizeof(float)) ||
+        pd_overlaps(mask, nbytes, y, (size_t)n * sizeof(float))) {
         return PD_ERR_ARG;
     }
     if (p == 0.0f) {
@@ -128,7 +106,7 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
         drop_job j = {.k = pd_active_kernels(), .x = x, .y = y, .mask = mask, .n = n,
                       .s = keep_scale(p), .key = {(uint32_t)seed, (uint32_t)(seed >> 32)},
                       .stream = stream, .t = pd_dropout_threshold(p), .step = step};
-        pd_status st = pd_parallel(tasks_for(n, PD_PAR_FORWARD), forward_task, &j);
+        pd_status st = pd_parallel(pd_tasks_for(n, PD_PAR_FORWARD), forward_task, &j);
         if (st != PD_OK) {
             return st;
         }
@@ -149,7 +127,7 @@ pd_status pd_dropout_backward_f32(const float *dy, const uint8_t *mask, float *d
     }
     size_t nbytes = (size_t)((n + 7) >> 3);
     if (dy == NULL || dx == NULL || mask == NULL || bad_io(dy, dx, n) ||
-        overlaps(mask, nbytes, dx, (size_t)n * sizeof(float))) {
+        pd_overlaps(mask, nbytes, dx, (size_t)n * sizeof(float))) {
         return PD_ERR_ARG;
     }
     if (p == 1.0f) {
@@ -159,7 +137,7 @@ pd_status pd_dropout_backward_f32(const float *dy, const uint8_t *mask, float *d
     /* p == 0 takes the general path: the mask may be any mask, and s == 1. */
     drop_job j = {.k = pd_active_kernels(), .x = dy, .y = dx, .cmask = mask, .n = n,
                   .s = keep_scale(p)};
-    return pd_parallel(tasks_for(n, PD_PAR_BACKWARD), backward_task, &j);
+    return pd_parallel(pd_tasks_for(n, PD_PAR_BACKWARD), backward_task, &j);
 }
 
 pd_status pd_relu_forward_f32(const float *x, float *y, int64_t n) {

@@ -109,4 +109,36 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
 pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const float *y, float *dz,
                                  float *db, int64_t m, int64_t n, int32_t act, float p);
 
+/* Softmax cross-entropy forward over n rows of c logits z (labels y). Per row i,
+ * in float32: m_i = max_j z_ij, e_ij = exp(z_ij - m_i), s_i = e_i0 + e_i1 + ... in
+ * column order, p_ij = e_ij / s_i. *loss = sum over rows, in row order and in double,
+ * of (m_i - z_i,y_i) + log(s_i). exp is pydrop's own, faithfully rounded (within
+ * 1 ulp), so p is the same on every platform. As in NumPy, a NaN or +inf logit (or
+ * a row of -inf only) makes its row of p and the loss NaN; a -inf logit among
+ * finite ones gets p = 0. Every y_i must be in [0, c), else PD_ERR_ARG and nothing
+ * is written. n == 0 sets *loss = 0. p must not overlap z or y. */
+pd_status pd_softmax_xent_f32(const float *z, const int64_t *y, float *p, int64_t n, int64_t c,
+                              double *loss);
+/* Its gradient, in place on the forward's p: p_ij = (p_ij - (j == y_i)) * (float)(1 / n),
+ * the difference and the product each rounded to float32. Labels as above (checked
+ * before anything is written). */
+pd_status pd_softmax_xent_backward_f32(float *p, const int64_t *y, int64_t n, int64_t c);
+
+/* One step of torch.optim.SGD (dampening 0, no Nesterov) on n elements, in float32
+ * with every product and sum rounded on its own (no fused multiply-add):
+ *   t = g[i];  if weight_decay != 0: t = w[i] * weight_decay + t
+ *   if momentum != 0: v[i] = v[i] * momentum + t; t = v[i]
+ *   w[i] = w[i] - lr * t
+ * so the result is bit for bit that of the same NumPy float32 expressions, for any
+ * thread count. v is only touched when momentum != 0 (it may be NULL otherwise).
+ * w, g and v must not overlap. */
+pd_status pd_sgd_step_f32(float *w, const float *g, float *v, int64_t n, float lr, float momentum,
+                          float weight_decay);
+
+/* Row gather: dst[i][:] = src[idx[i]][:] for i < n; src is src_rows x cols and dst is
+ * n x cols, both dense. Every idx[i] must be in [0, src_rows), else PD_ERR_ARG and
+ * dst is not written. dst must not overlap src or idx. */
+pd_status pd_take_rows_f32(const float *src, int64_t src_rows, int64_t cols, const int64_t *idx,
+                           int64_t n, float *dst);
+
 #endif

@@ -7,6 +7,8 @@ helpers below and documented in the README:
   would hide a bug and cost a copy), aligned and C-contiguous; ``matmul`` also
   takes views whose rows or columns have unit stride (``w.T``, ``w[:, :10]``)
   and passes them to SGEMM as transposes / leading dimensions, never copies;
+* labels and row indices are contiguous 1-D int64 arrays; C checks their range
+  and an entry outside it raises ValueError;
 * non-contiguous inputs are rejected, not copied, so ``out=`` and the cost of a
   call stay predictable;
 * ``out=`` must be writable, of the result's shape, and must not overlap an
@@ -726,6 +728,116 @@ def linear_backward(
         dw = matmul(x.T, dz, out=grad_w, beta=1.0)
     dx = matmul(dz, w.T, out=out) if input_grad else None
     return dx, dw, db
+
+
+# --- training-step kernels (for losses, optim and data; not public API) -------
+
+
+_I64 = np.dtype(np.int64)
+
+
+def _index_array(name: str, a: object) -> np.ndarray:
+    """A contiguous 1-D int64 array (labels, row indices); its range is C's to check."""
+    if not isinstance(a, np.ndarray) or (a.dtype is not _I64 and a.dtype != _I64):
+        got = a.dtype if isinstance(a, np.ndarray) else type(a).__name__
+        raise TypeError(f"{name} must be a numpy.ndarray of int64, got {got}")
+    if a.ndim != 1 or not a.flags.c_contiguous:
+        raise ValueError(
+            f"{name} must be a contiguous 1-D array, got shape {a.shape} and strides "
+            f"{a.strides}; help: pass np.ascontiguousarray({name})"
+        )
+    return a
+
+
+def softmax_xent(logits: np.ndarray, y: np.ndarray, out: np.ndarray) -> float:
+    """out = softmax(logits) row-wise; returns the summed (not mean) cross-entropy
+    of the rows against labels y, accumulated in float64 (pd_softmax_xent_f32)."""
+    logits = _dense("logits", logits, ndim=2)
+    y = _index_array("y", y)
+    n, c = logits.shape
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) for logits {logits.shape}, got {y.shape}")
+    p = _out(out, (n, c), {"logits": logits, "y": y}, in_place=False)
+    loss = ffi.new("double *")
+    status = lib.pd_softmax_xent_f32(
+        _fbuf(logits), ffi.from_buffer("int64_t[]", y), _fbuf(p), n, c, loss
+    )
+    if status == lib.PD_ERR_ARG:  # everything else was checked above
+        raise ValueError(f"labels must be in 0..{c - 1}")
+    _check(status, "softmax_xent")
+    return float(loss[0])
+
+
+def softmax_xent_backward(p: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """In place on softmax_xent's out: p = (p - onehot(y)) / n. Returns p."""
+    p = _dense("p", p, ndim=2)
+    y = _index_array("y", y)
+    n, c = p.shape
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},) for p {p.shape}, got {y.shape}")
+    if not p.flags.writeable:
+        raise ValueError("p is read-only; help: pass the writable array softmax_xent wrote")
+    if _overlap(p, y):
+        raise ValueError("p overlaps y")
+    status = lib.pd_softmax_xent_backward_f32(_fbuf(p), ffi.from_buffer("int64_t[]", y), n, c)
+    if status == lib.PD_ERR_ARG:
+        raise ValueError(f"labels must be in 0..{c - 1}")
+    _check(status, "softmax_xent_backward")
+    return p
+
+
+def sgd_step(
+    w: np.ndarray,
+    g: np.ndarray,
+    v: np.ndarray,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+) -> None:
+    """One torch.optim.SGD step in place on w (and on v when momentum != 0), in
+    float32, bit for bit the NumPy float32 formula (pd_sgd_step_f32)."""
+    w = _dense("w", w)
+    g = _dense("g", g)
+    v = _dense("v", v)
+    if g.shape != w.shape or v.shape != w.shape:
+        raise ValueError(
+            f"w, g and v must have the same shape, got {w.shape}, {g.shape} and {v.shape}"
+        )
+    for name, a in (("w", w), ("v", v)):
+        if not a.flags.writeable:
+            raise ValueError(f"{name} is read-only; help: pass a writable array")
+    status = lib.pd_sgd_step_f32(
+        _fbuf(w),
+        _fbuf(g),
+        _fbuf(v),
+        w.size,
+        _check_real("lr", lr),
+        _check_real("momentum", momentum),
+        _check_real("weight_decay", weight_decay),
+    )
+    # The overlap test is left to C, which makes it anyway: this runs once per
+    # parameter per training step, and np.may_share_memory costs as much as the
+    # C call on a bias.
+    if status == lib.PD_ERR_ARG:
+        raise ValueError("w, g and v must not overlap each other")
+    _check(status, "sgd_step")
+
+
+def take_rows(src: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """out[i] = src[idx[i]] for a 2-D float32 src (pd_take_rows_f32, rows split
+    over the threads); every index must be in [0, len(src))."""
+    src = _dense("src", src, ndim=2)
+    idx = _index_array("idx", idx)
+    rows, cols = src.shape
+    dst = _out(out, (idx.size, cols), {"src": src, "idx": idx}, in_place=False)
+    status = lib.pd_take_rows_f32(
+        _fbuf(src), rows, cols, ffi.from_buffer("int64_t[]", idx), idx.size, _fbuf(dst)
+    )
+    if status == lib.PD_ERR_ARG:  # everything else was checked above
+        i = int(np.flatnonzero((idx < 0) | (idx >= rows))[0])
+        raise ValueError(f"idx[{i}] = {int(idx[i])} is out of range for src with {rows} rows")
+    _check(status, "take_rows")
+    return dst
 
 
 # --- RNG access for tests and data generators --------------------------------

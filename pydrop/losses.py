@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._ops import softmax_xent, softmax_xent_backward
 from .nn import softmax
 
 __all__ = ["SoftmaxCrossEntropy", "accuracy", "softmax"]
 
 
-def _check(logits: np.ndarray, y: np.ndarray) -> None:
+def _check_shapes(logits: np.ndarray, y: np.ndarray) -> None:
     if not isinstance(logits, np.ndarray) or logits.ndim != 2 or logits.dtype != np.float32:
         raise TypeError(
             "logits must be a float32 array of shape (batch, classes), got "
@@ -23,6 +24,10 @@ def _check(logits: np.ndarray, y: np.ndarray) -> None:
         raise TypeError(f"y must be a 1-D integer array, got {getattr(y, 'dtype', type(y))}")
     if y.shape[0] != logits.shape[0]:
         raise ValueError(f"y has {y.shape[0]} labels for {logits.shape[0]} rows of logits")
+
+
+def _check(logits: np.ndarray, y: np.ndarray) -> None:
+    _check_shapes(logits, y)
     if y.size and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
         raise ValueError(f"labels must be in 0..{logits.shape[1] - 1}")
 
@@ -33,8 +38,9 @@ class SoftmaxCrossEntropy:
 
     Stable: logsumexp subtracts the row maximum, and the loss is taken from the
     log-sum, never from log(softmax), so no probability underflow reaches a log.
-    The returned gradient is a view of an internal buffer, overwritten by the next
-    call.
+    Each direction is one C call (pd_softmax_xent_f32 and its backward), which
+    also checks the labels. The returned gradient is a view of an internal buffer,
+    overwritten by the next call.
     """
 
     def __init__(self) -> None:
@@ -45,32 +51,28 @@ class SoftmaxCrossEntropy:
     def _buffers(self, n: int, c: int) -> None:
         if n > self._cap or c != self._c:
             self._P = np.empty((n, c), dtype=np.float32)
-            self._m = np.empty((n, 1), dtype=np.float32)
-            self._s = np.empty((n, 1), dtype=np.float32)
-            self._pick = np.empty(n, dtype=np.float32)
-            self._flat = np.empty(n, dtype=np.int64)
-            self._ar = np.arange(n, dtype=np.int64) * c
+            self._y = np.empty(n, dtype=np.int64)
             self._cap, self._c = n, c
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
-        _check(logits, y)
+        # The label range is checked by the kernel (same message as _check's).
+        _check_shapes(logits, y)
         n, c = logits.shape
         self._buffers(n, c)
+        P, labels = self._P[:n], self._y[:n]
+        # The kernel reads dense rows it does not write: copy strided logits, and
+        # logits that are (a view of) this loss's own gradient buffer.
+        if not (logits.flags.c_contiguous and logits.flags.aligned) or np.may_share_memory(
+            logits, self._P
+        ):
+            logits = logits.copy()
+        # A copy: backward needs these labels even if the caller reuses y meanwhile.
+        np.copyto(labels, y)
+        total = softmax_xent(logits, labels, P)
         self._n = n
-        P, m, s = self._P[:n], self._m[:n], self._s[:n]
-        pick, flat = self._pick[:n], self._flat[:n]
-        np.max(logits, axis=1, keepdims=True, out=m)
-        np.subtract(logits, m, out=P)
-        np.exp(P, out=P)
-        np.sum(P, axis=1, keepdims=True, out=s)
-        np.divide(P, s, out=P)  # P = softmax(logits)
-        np.add(self._ar[:n], y, out=flat)  # flat index of (i, y_i)
-        np.take(logits.reshape(-1), flat, out=pick)
-        np.log(s, out=s)
         if n == 0:
             return float("nan")
-        total = s.sum(dtype=np.float64) + m.sum(dtype=np.float64) - pick.sum(dtype=np.float64)
-        return float(total / n)
+        return total / n
 
     __call__ = forward
 
@@ -78,14 +80,7 @@ class SoftmaxCrossEntropy:
         n = self._n
         if self._cap < 0:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        P, pick, flat = self._P[:n], self._pick[:n], self._flat[:n]
-        flatP = P.reshape(-1)
-        np.take(flatP, flat, out=pick)
-        np.subtract(pick, np.float32(1.0), out=pick)
-        np.put(flatP, flat, pick)
-        if n:
-            np.multiply(P, np.float32(1.0 / n), out=P)
-        return P
+        return softmax_xent_backward(self._P[:n], self._y[:n])
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

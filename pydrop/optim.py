@@ -5,7 +5,8 @@
     w = w - lr * (v or g)
 
 This is the update of torch.optim.SGD (dampening 0, no Nesterov). All arithmetic
-is float32 and in place on buffers made once per parameter.
+is float32, in place, one pass per parameter (the C kernel pd_sgd_step_f32), and
+bit for bit that of the NumPy float32 expressions above, for any thread count.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from ._ops import sgd_step
 from .nn import Module, Parameter
 
 __all__ = ["SGD"]
@@ -47,7 +49,6 @@ class SGD:
         else:
             self._params = list(params)
         self._velocity: list[np.ndarray] = []
-        self._tmp: list[np.ndarray] = []
         self.steps = 0
 
     @property
@@ -61,10 +62,8 @@ class SGD:
         return self._params
 
     def _ensure_state(self) -> None:
-        if len(self._tmp) != len(self.params):
-            self._tmp = [np.empty_like(p.data) for p in self.params]
-            if len(self._velocity) != len(self.params):
-                self._velocity = [np.zeros_like(p.data) for p in self.params]
+        if len(self._velocity) != len(self.params):
+            self._velocity = [np.zeros_like(p.data) for p in self.params]
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -72,19 +71,9 @@ class SGD:
 
     def step(self) -> None:
         self._ensure_state()
-        lr, mu, wd = np.float32(self.lr), np.float32(self.momentum), np.float32(self.weight_decay)
-        for p, v, tmp in zip(self.params, self._velocity, self._tmp, strict=True):
-            g = p.grad
-            if self.weight_decay:
-                np.multiply(p.data, wd, out=tmp)
-                np.add(tmp, g, out=tmp)
-                g = tmp
-            if self.momentum:
-                np.multiply(v, mu, out=v)
-                np.add(v, g, out=v)
-                g = v
-            np.multiply(g, lr, out=tmp)
-            np.subtract(p.data, tmp, out=p.data)
+        lr, mu, wd = self.lr, self.momentum, self.weight_decay
+        for p, v in zip(self.params, self._velocity, strict=True):
+            sgd_step(p.data, p.grad, v, lr, mu, wd)
         self.steps += 1
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -1,0 +1,308 @@
+/* Training-step kernels outside the layers: softmax cross-entropy, the SGD update
+ * and the row gather that batches the data. One path for every ISA: the loops are
+ * short and GCC vectorizes them at the baseline flags, and without FMA contraction
+ * (-std=c11) every product and sum rounds as NumPy's float32 ones do. */
+#include <math.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Elements per extra thread below which a hand-off to the pool costs more than it
+ * saves. The SGD step streams 12-20 bytes per element; the gather copies whole rows
+ * and stalls on a cache miss at the start of each one, so it pays from less work. */
+#define PD_PAR_SGD 32768
+#define PD_PAR_GATHER 16384
+/* Rows of logits per softmax block: their maxima stay on the stack, and the
+ * block's exponentials run as one flat (vectorized) loop. */
+#define PD_XENT_ROWS 64
+/* Rows ahead of the copy whose first two cache lines the gather requests (about a
+ * fifth off a 256 x 784 batch from a 188 MB array, one thread). */
+#define PD_GATHER_AHEAD 4
+
+/* Whether every a[i], i < n, is in [0, bound). */
+static int all_below(const int64_t *a, int64_t n, int64_t bound) {
+    for (int64_t i = 0; i < n; i++) {
+        if (a[i] < 0 || a[i] >= bound) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* --- softmax cross-entropy ------------------------------------------------------ */
+
+static inline float bits_to_float(uint32_t u) {
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+static inline uint32_t float_to_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return u;
+}
+
+/* exp(x) in float32 within 1 ulp (faithfully rounded; measured over every 61st
+ * float in [-104, 88.72]), subnormal results and overflow to inf included, NaN in
+ * -> NaN out. Our own rather than libm's expf: it inlines into a loop GCC
+ * vectorizes, gives the same bits on every platform, and links no libm symbol
+ * (glibc 2.27 gave expf a new version, which would lift the wheel's manylinux tag).
+ * Cephes' expf: x = n ln2 + r with |r| <= ln2 / 2, e^r from a degree-7 polynomial. */
+static inline float exp_f32(float x) {
+    /* Below -104 the result is 0 (as float32), above 89 inf; the clamp keeps n
+     * small enough for the exponent arithmetic. NaN fails both tests and stays.
+     * Written as bit selects because GCC leaves `x < lo ? lo : x` as a branch
+     * (it must keep NaN) and then does not vectorize the loop. */
+    uint32_t below = 0u - (uint32_t)(x < -104.0f), above = 0u - (uint32_t)(x > 89.0f);
+    uint32_t xb = float_to_bits(x);
+    xb = (xb & ~below) | (float_to_bits(-104.0f) & below);
+    xb = (xb & ~above) | (float_to_bits(89.0f) & above);
+    x = bits_to_float(xb);
+    /* n = round(x / ln2): adding 1.5 * 2^23 rounds to an integer held in the low
+     * mantissa bits, so n is read from the bits without a float -> int conversion
+     * (which would be undefined for NaN). */
+    const float shift = 12582912.0f;
+    float t = x * 1.44269504088896341f + shift;
+    float nf = t - shift;
+    int32_t n = (int32_t)(float_to_bits(t) - float_to_bits(shift));
+    /* r = x - n ln2, with ln2 split in two (Cody-Waite) so n * hi is exact. */
+    float r = x - nf * 0.693359375f;
+    r = r - nf * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    /* p * 2^n as p * 2^n1 * 2^n2, each factor a normal float for n in [-150, 128]:
+     * the first product is exact, the second rounds once (to a subnormal or inf
+     * where the result is one). */
+    int32_t n1 = n / 2, n2 = n - n1;
+    return p * bits_to_float((uint32_t)(n1 + 127) << 23) *
+           bits_to_float((uint32_t)(n2 + 127) << 23);
+}
+
+/* log(s) in double for s >= 1 (a softmax row sum), within a few ulp of double;
+ * NaN and inf are returned as they are. Ours for the same reasons as exp_f32 (log
+ * got a new glibc version in 2.29). s = 2^e f with f in [sqrt(1/2), sqrt(2)), and
+ * log f = 2 atanh(u), u = (f - 1) / (f + 1), |u| <= 0.1716, from its series. */
+static double log_ge1(double s) {
+    if (!isfinite(s)) {
+        return s;
+    }
+    uint64_t b;
+    memcpy(&b, &s, sizeof b);
+    int64_t e = (int64_t)(b >> 52) - 1023;
+    b = (b & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+    double f;
+    memcpy(&f, &b, sizeof f);
+    if (f > 1.4142135623730951) {
+        f *= 0.5;
+        e += 1;
+    }
+    double u = (f - 1.0) / (f + 1.0), u2 = u * u;
+    /* 1 + u^2/3 + u^4/5 + ... + u^16/17; the first term left out is below 1e-15. */
+    double series = 1.0 / 17;
+    series = series * u2 + 1.0 / 15;
+    series = series * u2 + 1.0 / 13;
+    series = series * u2 + 1.0 / 11;
+    series = series * u2 + 1.0 / 9;
+    series = series * u2 + 1.0 / 7;
+    series = series * u2 + 1.0 / 5;
+    series = series * u2 + 1.0 / 3;
+    series = series * u2 + 1.0;
+    return (double)e * 0.6931471805599453 + 2.0 * u * series;
+}
+
+pd_status pd_softmax_xent_f32(const float *z, const int64_t *y, float *p, int64_t n, int64_t c,
+                              double *loss) {
+    if (n < 0 || c < 0 || (c > 0 && n > INT64_MAX / c) || loss == NULL) {
+        return PD_ERR_ARG;
+    }
+    if (n == 0) {
+        *loss = 0.0;
+        return PD_OK;
+    }
+    size_t nbytes = (size_t)(n * c) * sizeof(float);
+    if (z == NULL || y == NULL || p == NULL || pd_overlaps(p, nbytes, z, nbytes) ||
+        pd_overlaps(p, nbytes, y, (size_t)n * sizeof(int64_t)) || !all_below(y, n, c)) {
+        return PD_ERR_ARG;
+    }
+    /* The rows run on the calling thread: a batch's logits are a few thousand
+     * elements, well below what a hand-off to the pool costs. */
+    double total = 0.0;
+    float m[PD_XENT_ROWS];
+    for (int64_t r0 = 0; r0 < n; r0 += PD_XENT_ROWS) {
+        int64_t rows = n - r0 < PD_XENT_ROWS ? n - r0 : PD_XENT_ROWS;
+        const float *restrict zb = z + r0 * c;
+        float *restrict pb = p + r0 * c;
+        for (int64_t i = 0; i < rows; i++) {
+            /* A NaN logit is skipped here but still turns its row to NaN below. */
+            float mi = zb[i * c];
+            for (int64_t j = 1; j < c; j++) {
+                mi = zb[i * c + j] > mi ? zb[i * c + j] : mi;
+            }
+            m[i] = mi;
+            for (int64_t j = 0; j < c; j++) {
+                pb[i * c + j] = zb[i * c + j] - mi;
+            }
+        }
+        for (int64_t k = 0; k < rows * c; k++) {
+            pb[k] = exp_f32(pb[k]);
+        }
+        for (int64_t i = 0; i < rows; i++) {
+            float *row = pb + i * c;
+            float s = 0.0f;
+            for (int64_t j = 0; j < c; j++) {
+                s += row[j];
+            }
+            for (int64_t j = 0; j < c; j++) {
+                row[j] /= s;
+            }
+            /* m - z_y first, in double: huge logits cancel before the log term
+             * is added, which m + log(s) would absorb (logits (1e30, 1e30) with
+             * either label give log 2, not 0). */
+            total += ((double)m[i] - (double)zb[i * c + y[r0 + i]]) + log_ge1((double)s);
+        }
+    }
+    *loss = total;
+    return PD_OK;
+}
+
+pd_status pd_softmax_xent_backward_f32(float *p, const int64_t *y, int64_t n, int64_t c) {
+    if (n < 0 || c < 0 || (c > 0 && n > INT64_MAX / c)) {
+        return PD_ERR_ARG;
+    }
+    if (n == 0) {
+        return PD_OK;
+    }
+    if (p == NULL || y == NULL ||
+        pd_overlaps(p, (size_t)(n * c) * sizeof(float), y, (size_t)n * sizeof(int64_t)) ||
+        !all_below(y, n, c)) {
+        return PD_ERR_ARG;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        p[i * c + y[i]] -= 1.0f;
+    }
+    const float scale = (float)(1.0 / (double)n);
+    for (int64_t k = 0; k < n * c; k++) {
+        p[k] *= scale;
+    }
+    return PD_OK;
+}
+
+/* --- SGD ---------------------------------------------------------------------------- */
+
+typedef struct {
+    float *w;
+    const float *g;
+    float *v;
+    int64_t n;
+    float lr, momentum, weight_decay;
+} sgd_job;
+
+static void sgd_task(void *arg, int32_t t, int32_t tasks) {
+    const sgd_job *j = arg;
+    int64_t lo, hi;
+    pd_task_range(j->n, 16, t, tasks, &lo, &hi);
+    /* Disjoint: pd_sgd_step_f32 checked. */
+    float *restrict w = j->w;
+    const float *restrict g = j->g;
+    float *restrict v = j->v;
+    const float lr = j->lr, mu = j->momentum, wd = j->weight_decay;
+    /* One loop per case, so each inner loop is branch-free and vectorizes. */
+    if (wd != 0.0f && mu != 0.0f) {
+        for (int64_t i = lo; i < hi; i++) {
+            float d = w[i] * wd + g[i];
+            v[i] = v[i] * mu + d;
+            w[i] = w[i] - lr * v[i];
+        }
+    } else if (mu != 0.0f) {
+        for (int64_t i = lo; i < hi; i++) {
+            v[i] = v[i] * mu + g[i];
+            w[i] = w[i] - lr * v[i];
+        }
+    } else if (wd != 0.0f) {
+        for (int64_t i = lo; i < hi; i++) {
+            w[i] = w[i] - lr * (w[i] * wd + g[i]);
+        }
+    } else {
+        for (int64_t i = lo; i < hi; i++) {
+            w[i] = w[i] - lr * g[i];
+        }
+    }
+}
+
+pd_status pd_sgd_step_f32(float *w, const float *g, float *v, int64_t n, float lr, float momentum,
+                          float weight_decay) {
+    if (n < 0) {
+        return PD_ERR_ARG;
+    }
+    if (n == 0) {
+        return PD_OK;
+    }
+    size_t nbytes = (size_t)n * sizeof(float);
+    int use_v = momentum != 0.0f;
+    if (w == NULL || g == NULL || pd_overlaps(w, nbytes, g, nbytes) ||
+        (use_v && (v == NULL || pd_overlaps(v, nbytes, w, nbytes) ||
+                   pd_overlaps(v, nbytes, g, nbytes)))) {
+        return PD_ERR_ARG;
+    }
+    sgd_job j = {.w = w, .g = g, .v = v, .n = n, .lr = lr, .momentum = momentum,
+                 .weight_decay = weight_decay};
+    return pd_parallel(pd_tasks_for(n, PD_PAR_SGD), sgd_task, &j);
+}
+
+/* --- row gather --------------------------------------------------------------------- */
+
+typedef struct {
+    const float *src;
+    int64_t cols;
+    const int64_t *idx;
+    int64_t n;
+    float *dst;
+} gather_job;
+
+static void gather_task(void *arg, int32_t t, int32_t tasks) {
+    const gather_job *j = arg;
+    int64_t lo, hi;
+    pd_task_range(j->n, 1, t, tasks, &lo, &hi);
+    size_t row_bytes = (size_t)j->cols * sizeof(float);
+    for (int64_t i = lo; i < hi; i++) {
+        /* The rows are scattered, so the hardware prefetcher only joins once a row
+         * is under way; requesting the start of a row a few ahead hides that miss. */
+        if (i + PD_GATHER_AHEAD < hi) {
+            const float *ahead = j->src + j->idx[i + PD_GATHER_AHEAD] * j->cols;
+            __builtin_prefetch(ahead, 0, 0);
+            __builtin_prefetch(ahead + 16, 0, 0);
+        }
+        memcpy(j->dst + i * j->cols, j->src + j->idx[i] * j->cols, row_bytes);
+    }
+}
+
+pd_status pd_take_rows_f32(const float *src, int64_t src_rows, int64_t cols, const int64_t *idx,
+                           int64_t n, float *dst) {
+    if (src_rows < 0 || cols < 0 || n < 0 || (cols > 0 && (src_rows > INT64_MAX / cols ||
+                                                         n > INT64_MAX / cols))) {
+        return PD_ERR_ARG;
+    }
+    if (n == 0) {
+        return PD_OK;
+    }
+    if (idx == NULL || !all_below(idx, n, src_rows)) {
+        return PD_ERR_ARG;
+    }
+    if (cols == 0) {
+        return PD_OK;
+    }
+    size_t dst_bytes = (size_t)(n * cols) * sizeof(float);
+    if (src == NULL || dst == NULL ||
+        pd_overlaps(dst, dst_bytes, src, (size_t)(src_rows * cols) * sizeof(float)) ||
+        pd_overlaps(dst, dst_bytes, idx, (size_t)n * sizeof(int64_t))) {
+        return PD_ERR_ARG;
+    }
+    gather_job j = {.src = src, .cols = cols, .idx = idx, .n = n, .dst = dst};
+    return pd_parallel(pd_tasks_for(n * cols, PD_PAR_GATHER), gather_task, &j);
+}
