@@ -5,9 +5,11 @@
 Both run in this process on the same float32 input, one thread each: pydrop via
 ``pydrop.set_num_threads``, NumPy's BLAS via threadpoolctl when installed (the
 tutorial's dropout is elementwise NumPy and single-threaded anyway). Each is
-warmed up, then timed over repeats (median, min, max per call). Printed: both
-timings, the active ISA, and the ratio tutorial / pydrop, for pydrop writing into
-a preallocated ``out=`` and for the allocating ``pydrop.dropout_layer``.
+warmed up, then the two are timed in alternating repeats (median, min, max per
+call). Printed: both timings, the active ISA, and the ratio tutorial / pydrop,
+for pydrop writing into a preallocated ``out=`` and for the allocating
+``pydrop.dropout_layer``: the median of the per-repeat ratios, each taken from two
+runs a fraction of a second apart, so that the machine's drift cancels.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np  # noqa: E402
 
 import pydrop  # noqa: E402
 from pydrop.bench.reference import dropout_layer  # noqa: E402
-from pydrop.bench.timing import measure  # noqa: E402
+from pydrop.bench.timing import measure_paired  # noqa: E402
 
 
 def main() -> int:
@@ -48,9 +50,12 @@ def main() -> int:
     y = np.empty_like(x)
     p = args.p
     kw = {"repeats": args.repeats, "min_time": args.min_time}
-    t_tut = measure(lambda: dropout_layer(x, p), **kw)
-    t_pd = measure(lambda: pydrop.dropout(x, p, out=y), **kw)
-    t_pd_alloc = measure(lambda: pydrop.dropout_layer(x, p), **kw)
+    t_tut, t_pd, r_pd = measure_paired(
+        lambda: dropout_layer(x, p), lambda: pydrop.dropout(x, p, out=y), **kw
+    )
+    t_tut2, t_pd_alloc, r_alloc = measure_paired(
+        lambda: dropout_layer(x, p), lambda: pydrop.dropout_layer(x, p), **kw
+    )
 
     def show(name: str, t) -> None:  # noqa: ANN001
         print(
@@ -64,9 +69,10 @@ def main() -> int:
     )
     show("tutorial NumPy dropout_layer", t_tut)
     show("pydrop.dropout(x, p, out=y)", t_pd)
+    show("tutorial NumPy dropout_layer", t_tut2)
     show("pydrop.dropout_layer(x, p)", t_pd_alloc)
-    print(f"ratio tutorial / pydrop.dropout(out=):   {t_tut.median / t_pd.median:.1f}x")
-    print(f"ratio tutorial / pydrop.dropout_layer:   {t_tut.median / t_pd_alloc.median:.1f}x")
+    print(f"ratio tutorial / pydrop.dropout(out=):   {r_pd:.1f}x (median of paired repeats)")
+    print(f"ratio tutorial / pydrop.dropout_layer:   {r_alloc:.1f}x (median of paired repeats)")
     return 0
 
 

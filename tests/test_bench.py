@@ -169,6 +169,24 @@ def test_measure_reports_ordered_stats() -> None:
     assert len(calls) >= 2 + 3 * t.number
 
 
+def test_measure_paired_alternates_and_pairs_the_ratio() -> None:
+    from pydrop.bench.timing import measure_paired
+
+    order: list[str] = []
+    ta, tb, ratio = measure_paired(
+        lambda: order.append("a"), lambda: order.append("b"), repeats=4, min_time=0.001
+    )
+    assert ta.repeats == tb.repeats == 4
+    assert 0 <= ta.min <= ta.median <= ta.max and 0 <= tb.min <= tb.median <= tb.max
+    assert ratio > 0
+    # After both calibrations, the timed repeats alternate: na calls of a, nb of b.
+    timed = order[-4 * (ta.number + tb.number) :]
+    block = ["a"] * ta.number + ["b"] * tb.number
+    assert timed == block * 4
+    with pytest.raises(ValueError, match="repeats"):
+        measure_paired(lambda: None, lambda: None, repeats=0)
+
+
 def test_strict_json_replaces_non_finite() -> None:
     from pydrop.bench import _finite
 

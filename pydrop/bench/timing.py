@@ -49,30 +49,64 @@ def measure(
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     for _ in range(warmup):
         fn()
-    clock = time.perf_counter
+    number, elapsed = _calibrate(fn, min_time, max_number)
+    if max_total is not None and elapsed * repeats > max_total:
+        repeats = max(min(3, repeats), int(max_total / max(elapsed, 1e-9)))
+    samples = [_run(fn, number) for _ in range(repeats)]
+    return _summary(samples, number)
+
+
+def _calibrate(
+    fn: Callable[[], object], min_time: float, max_number: int = 1 << 20
+) -> tuple[int, float]:
+    """(calls per repeat, seconds they took): doubling until a repeat lasts at least
+    min_time. The calibration runs double as the warm-up."""
     number = 1
     while True:
-        t0 = clock()
-        for _ in range(number):
-            fn()
-        elapsed = clock() - t0
+        elapsed = _run(fn, number) * number
         if elapsed >= min_time or number >= max_number:
-            break
+            return number, elapsed
         # Jump close to the target at once when the first runs are very short.
         grow = min_time / max(elapsed, 1e-9)
         number = min(max_number, max(number * 2, int(number * min(grow, 1000.0) * 1.1)))
-    if max_total is not None and elapsed * repeats > max_total:
-        repeats = max(min(3, repeats), int(max_total / max(elapsed, 1e-9)))
-    samples = []
-    for _ in range(repeats):
-        t0 = clock()
-        for _ in range(number):
-            fn()
-        samples.append((clock() - t0) / number)
+
+
+def _run(fn: Callable[[], object], number: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t0) / number
+
+
+def _summary(samples: list[float], number: int) -> Timing:
     return Timing(
         median=statistics.median(samples),
         min=min(samples),
         max=max(samples),
         number=number,
-        repeats=repeats,
+        repeats=len(samples),
     )
+
+
+def measure_paired(
+    fa: Callable[[], object],
+    fb: Callable[[], object],
+    *,
+    repeats: int = 15,
+    min_time: float = 0.05,
+) -> tuple[Timing, Timing, float]:
+    """Time two callables in alternating repeats (a, b, a, b, ...) and return both
+    timings and the median over repeats of time(a) / time(b).
+
+    On a shared machine whose speed drifts over seconds, each ratio compares two
+    runs made a fraction of a second apart, so the drift cancels from the ratio
+    where it would not from two medians taken one after the other."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    (na, _), (nb, _) = _calibrate(fa, min_time), _calibrate(fb, min_time)
+    sa, sb = [], []
+    for _ in range(repeats):
+        sa.append(_run(fa, na))
+        sb.append(_run(fb, nb))
+    ratio = statistics.median(a / b for a, b in zip(sa, sb, strict=True))
+    return _summary(sa, na), _summary(sb, nb), ratio
