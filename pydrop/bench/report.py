@@ -372,8 +372,9 @@ def to_markdown(report: dict[str, Any]) -> str:
     L.append(
         f"- **Method**: one process per library and ISA path; warm-up, then {t['repeats']} "
         f"repeats of ≥ {t['min_time'] * 1e3:.0f} ms each (at least 3 when "
-        f"{t['repeats']} would take over {t.get('max_total') or 0:g} s); median (min–max) per "
-        "call (all three in the JSON). "
+        f"{t['repeats']} would take over {t.get('max_total') or 0:g} s), a library's "
+        "variants of one case (pydrop: fused, unfused, GEMM only) taking turns repeat by "
+        "repeat; median (min–max) per call (all three in the JSON). "
         "Speed-up = peer time / pydrop time (pydrop at its default ISA); > 1 means pydrop "
         "is faster."
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 
@@ -45,15 +45,62 @@ def measure(
     ``max_total`` (seconds) lowers the number of repeats, never below 3, for calls
     so slow that ``repeats`` of them would take longer than that.
     """
+    timings, _ = measure_interleaved(
+        [fn],
+        repeats=repeats,
+        min_time=min_time,
+        warmup=warmup,
+        max_number=max_number,
+        max_total=max_total,
+    )
+    return timings[0]
+
+
+def measure_interleaved(
+    fns: Sequence[Callable[[], object]],
+    *,
+    repeats: int = 7,
+    min_time: float = 0.05,
+    warmup: int = 1,
+    max_number: int = 1 << 20,
+    max_total: float | None = None,
+) -> tuple[list[Timing], list[list[float]]]:
+    """Time several callables as :func:`measure` does, in round-robin repeats
+    (f0, f1, ..., f0, f1, ...): returns their timings and per-repeat samples.
+
+    On a shared machine whose speed drifts over seconds, repeat r of every callable
+    runs within a fraction of a second of the others, so ratios between them (best
+    taken per repeat, as :func:`measure_paired` does) do not carry the drift that
+    two measurements made one after the other would. ``max_total`` bounds the time
+    of all the callables' repeats together."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
-    for _ in range(warmup):
-        fn()
-    number, elapsed = _calibrate(fn, min_time, max_number)
-    if max_total is not None and elapsed * repeats > max_total:
-        repeats = max(min(3, repeats), int(max_total / max(elapsed, 1e-9)))
-    samples = [_run(fn, number) for _ in range(repeats)]
-    return _summary(samples, number)
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    cal = [_calibrate(fn, min_time, max_number) for fn in fns]
+    per_round = sum(elapsed for _, elapsed in cal)
+    if max_total is not None and per_round * repeats > max_total:
+        repeats = max(min(3, repeats), int(max_total / max(per_round, 1e-9)))
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, (number, _), out in zip(fns, cal, samples, strict=True):
+            out.append(_run(fn, number))
+    return [_summary(s, n) for s, (n, _) in zip(samples, cal, strict=True)], samples
+
+
+def measure_paired(
+    fa: Callable[[], object],
+    fb: Callable[[], object],
+    *,
+    repeats: int = 15,
+    min_time: float = 0.05,
+) -> tuple[Timing, Timing, float]:
+    """Time two callables in alternating repeats and return both timings and the
+    median over repeats of time(a) / time(b) (see :func:`measure_interleaved`)."""
+    (ta, tb), (sa, sb) = measure_interleaved([fa, fb], repeats=repeats, min_time=min_time, warmup=0)
+    ratio = statistics.median(a / b for a, b in zip(sa, sb, strict=True))
+    return ta, tb, ratio
 
 
 def _calibrate(
@@ -86,27 +133,3 @@ def _summary(samples: list[float], number: int) -> Timing:
         number=number,
         repeats=len(samples),
     )
-
-
-def measure_paired(
-    fa: Callable[[], object],
-    fb: Callable[[], object],
-    *,
-    repeats: int = 15,
-    min_time: float = 0.05,
-) -> tuple[Timing, Timing, float]:
-    """Time two callables in alternating repeats (a, b, a, b, ...) and return both
-    timings and the median over repeats of time(a) / time(b).
-
-    On a shared machine whose speed drifts over seconds, each ratio compares two
-    runs made a fraction of a second apart, so the drift cancels from the ratio
-    where it would not from two medians taken one after the other."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    (na, _), (nb, _) = _calibrate(fa, min_time), _calibrate(fb, min_time)
-    sa, sb = [], []
-    for _ in range(repeats):
-        sa.append(_run(fa, na))
-        sb.append(_run(fb, nb))
-    ratio = statistics.median(a / b for a, b in zip(sa, sb, strict=True))
-    return _summary(sa, na), _summary(sb, nb), ratio
