@@ -78,7 +78,8 @@ pd_status pd_relu_backward_f32(const float *dy, const float *x, float *dx, int64
 /* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is m x k: A is m x k
  * (trans_a = 0, lda >= k) or k x m (trans_a = 1, lda >= m); likewise op(B) is k x n.
  * ldc >= n. beta == 0 never reads C (NaN in C is not propagated). C must not
- * overlap A or B. */
+ * overlap A or B: PD_ERR_ARG when the spans their leading dimensions give share a
+ * byte (a bound, like NumPy's may_share_memory). */
 pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
                    float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                    float beta, float *c, int64_t ldc);

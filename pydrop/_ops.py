@@ -488,6 +488,14 @@ def relu_backward(dy: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) 
 
 def _gemm_operand(name: str, a: object) -> tuple[np.ndarray, int, int]:
     """(array, trans, ld) for a 2-D view with unit stride along rows or columns."""
+    if type(a) is np.ndarray and a.dtype is _F32 and a.ndim == 2 and a.size and a.flags.aligned:
+        # Fast path for the common operands: dense, or the transpose of dense.
+        rows, cols = a.shape
+        s0, s1 = a.strides
+        if s1 == 4 and s0 == 4 * cols:
+            return a, 0, cols
+        if s0 == 4 and s1 == 4 * rows:
+            return a, 1, rows
     a = _float_array(name, a, ndim=2)
     rows, cols = a.shape
     s0, s1 = a.strides
@@ -546,18 +554,18 @@ def matmul(
             raise ValueError(f"out must have unit column stride, got strides {c.strides}")
         if c.size and (c.strides[0] < 0 or c.strides[0] % 4 or (m > 1 and c.strides[0] // 4 < n)):
             raise ValueError(f"out rows must not overlap each other, got strides {c.strides}")
-        for name, arr in (("a", a), ("b", b)):
-            if _overlap(c, arr):
-                raise ValueError(f"out overlaps {name}; matmul cannot run in place")
     if c.size == 0:
         return c
     ldc = max(c.strides[0] // 4 if m > 1 else n, n)
-    _check(
-        lib.pd_sgemm(
-            trans_a, trans_b, m, n, k, alpha_f, _ptr(a), lda, _ptr(b), ldb, beta_f, _ptr(c), ldc
-        ),
-        "matmul",
+    status = lib.pd_sgemm(
+        trans_a, trans_b, m, n, k, alpha_f, _ptr(a), lda, _ptr(b), ldb, beta_f, _ptr(c), ldc
     )
+    # C makes the overlap test (it must not trust the caller anyway); with every
+    # other argument checked above, a rejection here is an overlap.
+    if status == lib.PD_ERR_ARG:
+        name = "a" if _overlap(c, a) else "b"
+        raise ValueError(f"out overlaps {name}; matmul cannot run in place")
+    _check(status, "matmul")
     return c
 
 

@@ -244,9 +244,11 @@ def test_c_leading_dimensions_direct(any_isa):
     assert np.isnan(cbuf[:, n:]).all()
 
 
+_BUFS = [np.ones(1024, F) for _ in range(3)]  # A, B and C, disjoint
+
+
 def _call(ta=0, tb=0, m=4, n=5, k=6, lda=None, ldb=None, ldc=None, a=True, b=True, c=True):
-    buf = np.ones(1024, F)
-    p = ffi.cast("float *", buf.ctypes.data)
+    pa, pb, pc = (ffi.cast("float *", buf.ctypes.data) for buf in _BUFS)
     lda = (m if ta else k) if lda is None else lda
     ldb = (k if tb else n) if ldb is None else ldb
     ldc = n if ldc is None else ldc
@@ -257,14 +259,37 @@ def _call(ta=0, tb=0, m=4, n=5, k=6, lda=None, ldb=None, ldc=None, a=True, b=Tru
         n,
         k,
         1.0,
-        p if a else ffi.NULL,
+        pa if a else ffi.NULL,
         lda,
-        p if b else ffi.NULL,
+        pb if b else ffi.NULL,
         ldb,
         0.0,
-        p if c else ffi.NULL,
+        pc if c else ffi.NULL,
         ldc,
     )
+
+
+def test_c_overlapping_a_or_b_is_rejected_in_c():
+    buf = np.ones(256, F)
+    base = buf.ctypes.data
+    p = lambda off: ffi.cast("float *", base + 4 * off)  # noqa: E731
+
+    # A = buf[0:24] (4 x 6), B = buf[32:62] (6 x 5); C placed on each, then past both.
+    def run(c_off):
+        return lib.pd_sgemm(0, 0, 4, 5, 6, 1.0, p(0), 6, p(32), 5, 0.0, p(c_off), 5)
+
+    assert run(10) == lib.PD_ERR_ARG  # inside A
+    assert run(40) == lib.PD_ERR_ARG  # inside B
+    assert run(61) == lib.PD_ERR_ARG  # C's first element on B's last
+    assert run(62) == lib.PD_OK  # just past B
+
+    # With trans_b and ldb = 40, B (5 x 6) has rows at 32, 72, ..., 192: its span
+    # ends at 198, far past its 30 elements.
+    def run_t(c_off):
+        return lib.pd_sgemm(0, 1, 4, 5, 6, 1.0, p(0), 6, p(32), 40, 0.0, p(c_off), 5)
+
+    assert run_t(190) == lib.PD_ERR_ARG
+    assert run_t(198) == lib.PD_OK
 
 
 BAD_ARGS = {
