@@ -91,8 +91,11 @@ def test_default_generator_is_seedable_and_advances():
     np.testing.assert_array_equal(first[2], pydrop.dropout(x, 0.5, seed=123, step=2))
 
 
-def test_in_place():
-    x = rand(1000)
+# 1000: the SIMD main loop, its 4-block loop and a scalar tail; 4099 and 2^20 + 3:
+# several tiles and threads, ending mid-block.
+@pytest.mark.parametrize("n", [1000, 4099, (1 << 20) + 3])
+def test_in_place(any_isa, n):
+    x = rand(n)
     expected = pydrop.dropout(x, 0.5, seed=4)
     y = pydrop.dropout(x, 0.5, seed=4, out=x)
     assert y is x
