@@ -153,8 +153,10 @@ PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t stream, uin
         for (int v = 0; v < WIDE; v++) {
             __m256i k01, k23;
             keep4(w[v], tv, &k01, &k23);
-            uint32_t bits = mask4(k01, k23);
-            memcpy(mask + b + 4 * v, &bits, 4);
+            if (mask != NULL) {
+                uint32_t bits = mask4(k01, k23);
+                memcpy(mask + b + 4 * v, &bits, 4);
+            }
             apply4(k01, k23, x + 8 * (b + 4 * v), y + 8 * (b + 4 * v), sv);
         }
     }
@@ -162,12 +164,14 @@ PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t stream, uin
         __m256i w[1][4], k01, k23;
         philox4(w, 1, (uint32_t)(first + (uint64_t)b), &pl);
         keep4(w[0], tv, &k01, &k23);
-        uint32_t bits = mask4(k01, k23);
-        memcpy(mask + b, &bits, 4);
+        if (mask != NULL) {
+            uint32_t bits = mask4(k01, k23);
+            memcpy(mask + b, &bits, 4);
+        }
         apply4(k01, k23, x + 8 * b, y + 8 * b, sv);
     }
     pd_drop_ref(key, stream, step, first + (uint64_t)b, x + 8 * b, y + 8 * b, n - 8 * b, t, s,
-                mask + b);
+                mask != NULL ? mask + b : NULL);
 }
 
 PD_TARGET_AVX2 static void apply_avx2(const float *x, const uint8_t *mask, float *y, int64_t n,

@@ -102,11 +102,23 @@ PD_TARGET_AVX512 static void apply_avx512(const float *x, const uint8_t *mask, f
     pd_apply_ref(x, mask, y, i, n, s);
 }
 
+/* Chunk of a maskless call: its bits go through this many bytes on the stack. */
+#define PD_DROP_CHUNK 256
+
 PD_TARGET_AVX512 static void drop_avx512(const uint32_t key[2], uint32_t stream, uint64_t step,
                                          uint64_t first, const float *x, float *y, int64_t n,
                                          uint32_t t, float s, uint8_t *mask) {
-    mask_avx512(key, stream, step, first, (n + 7) >> 3, t, mask);
-    apply_avx512(x, mask, y, n, s);
+    if (mask != NULL) {
+        mask_avx512(key, stream, step, first, (n + 7) >> 3, t, mask);
+        apply_avx512(x, mask, y, n, s);
+        return;
+    }
+    uint8_t bits[PD_DROP_CHUNK];
+    for (int64_t i = 0; i < n; i += 8 * PD_DROP_CHUNK) {
+        int64_t len = n - i < 8 * PD_DROP_CHUNK ? n - i : 8 * PD_DROP_CHUNK;
+        mask_avx512(key, stream, step, first + (uint64_t)(i >> 3), (len + 7) >> 3, t, bits);
+        apply_avx512(x + i, bits, y + i, len, s);
+    }
 }
 
 const pd_kernels pd_kernels_avx512 = {

@@ -58,7 +58,7 @@ static void forward_task(void *arg, int32_t t, int32_t tasks) {
     for (int64_t a = lo; a < hi; a += PD_TILE) {
         int64_t b = a + PD_TILE < hi ? a + PD_TILE : hi;
         j->k->drop(j->key, j->stream, j->step, (uint64_t)(a >> 3), j->x + a, j->y + a, b - a,
-                   j->t, j->s, j->mask + (a >> 3));
+                   j->t, j->s, j->mask != NULL ? j->mask + (a >> 3) : NULL);
     }
 }
 
@@ -88,7 +88,7 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
         return PD_OK;
     }
     size_t nbytes = (size_t)((n + 7) >> 3);
-    if (x == NULL || y == NULL || mask == NULL || bad_io(x, y, n) ||
+    if (x == NULL || y == NULL || bad_io(x, y, n) ||
         pd_overlaps(mask, nbytes, x, (size_t)n * sizeof(float)) ||
         pd_overlaps(mask, nbytes, y, (size_t)n * sizeof(float))) {
         return PD_ERR_ARG;
@@ -97,11 +97,15 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
         if (y != x) {
             memcpy(y, x, (size_t)n * sizeof(float));
         }
-        memset(mask, 0xff, nbytes);
+        if (mask != NULL) {
+            memset(mask, 0xff, nbytes);
+        }
     } else if (pd_dropout_threshold(p) == 65536u) {
         /* p == 1, or so close that no 16-bit value is kept: all zeros. */
         memset(y, 0, (size_t)n * sizeof(float));
-        memset(mask, 0, nbytes);
+        if (mask != NULL) {
+            memset(mask, 0, nbytes);
+        }
     } else {
         drop_job j = {.k = pd_active_kernels(), .x = x, .y = y, .mask = mask, .n = n,
                       .s = keep_scale(p), .key = {(uint32_t)seed, (uint32_t)(seed >> 32)},
@@ -111,7 +115,7 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
             return st;
         }
     }
-    if (n & 7) {
+    if (mask != NULL && (n & 7)) {
         mask[nbytes - 1] &= (uint8_t)((1u << (n & 7)) - 1u);
     }
     return PD_OK;

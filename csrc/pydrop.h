@@ -61,7 +61,8 @@ pd_status pd_philox_stream(uint64_t seed, uint32_t stream, uint64_t step, uint64
  * are zero. Mask length: (n + 7) / 8 bytes. */
 uint32_t pd_dropout_threshold(float p);
 
-/* y = keep ? x * s : +0.0, s = (float)(1 / (1 - (double)p)); writes the mask.
+/* y = keep ? x * s : +0.0, s = (float)(1 / (1 - (double)p)); writes the mask
+ * unless mask is NULL (then y is the same, and the call skips the mask bytes).
  * p == 0: y = x bit for bit, mask all ones. p == 1: y = +0.0 (NaN/Inf too),
  * mask all zeros. y may equal x (in place); no other overlap. */
 pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_t n, float p,

@@ -80,8 +80,17 @@ static inline void pd_apply_ref(const float *x, const uint8_t *mask, float *y, i
 static inline void pd_drop_ref(const uint32_t key[2], uint32_t stream, uint64_t step,
                                uint64_t first, const float *x, float *y, int64_t n, uint32_t t,
                                float s, uint8_t *mask) {
-    pd_mask_blocks_scalar(key, stream, step, first, (n + 7) >> 3, t, mask);
-    pd_apply_ref(x, mask, y, 0, n, s);
+    for (int64_t b = 0; 8 * b < n; b++) {
+        uint32_t w[4];
+        pd_philox_block((uint32_t)(first + (uint64_t)b), stream, (uint32_t)step,
+                        (uint32_t)(step >> 32), key[0], key[1], w);
+        uint8_t byte = pd_keep_byte(w, t);
+        if (mask != NULL) {
+            mask[b] = byte;
+        }
+        int64_t len = n - 8 * b < 8 ? n - 8 * b : 8;
+        pd_apply_ref(x + 8 * b, &byte, y + 8 * b, 0, len, s);
+    }
 }
 
 /* ReLU: NaN propagates, everything not > 0 becomes +0.0. */

@@ -396,15 +396,17 @@ def dropout(
     stream_v = _check_int("stream", stream, _U32)
     counters = _explicit_counters(seed, step)
     y = _out(out, x.shape, {"x": x}, in_place=True)
-    if mask_out is None:
-        mask = np.empty(_mask_bytes(x.size), dtype=np.uint8)
-    else:
+    # No mask asked for: C skips the mask bytes altogether.
+    mask = None
+    if mask_out is not None:
         mask = _mask_out(mask_out, x.size, {"x": x, "out": y})
+    elif return_mask:
+        mask = np.empty(_mask_bytes(x.size), dtype=np.uint8)
     if not training:
         if y is not x and not _same_buffer(y, x):
             np.copyto(y, x)
         result = x if out is None else y
-        if return_mask or mask_out is not None:
+        if mask is not None:
             mask.fill(0xFF)
             if x.size % 8:
                 mask[-1] = (1 << (x.size % 8)) - 1
@@ -414,7 +416,7 @@ def dropout(
         lib.pd_dropout_forward_f32(
             _fbuf(x),
             _fbuf(y),
-            ffi.from_buffer("uint8_t[]", mask),
+            ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
             x.size,
             pf,
             seed_v,

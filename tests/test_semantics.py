@@ -102,6 +102,17 @@ def test_in_place(any_isa, n):
     np.testing.assert_array_equal(x, expected)
 
 
+@pytest.mark.parametrize("p", [0.0, 0.1, 0.5, 1.0])
+@pytest.mark.parametrize("n", [1, 9, 33, 100, 1000, 4099, (1 << 20) + 3])
+def test_maskless_forward_equals_masked(any_isa, n, p):
+    # Without return_mask / mask_out the C call gets no mask and skips its bytes;
+    # y must not change.
+    x = rand(n, seed=n)
+    y_masked, _ = pydrop.dropout(x, p, seed=77, stream=2, step=5, return_mask=True)
+    y = pydrop.dropout(x, p, seed=77, stream=2, step=5)
+    np.testing.assert_array_equal(y.view(np.uint32), y_masked.view(np.uint32))
+
+
 def test_dropout_layer_is_the_tutorial_function():
     X = np.arange(16, dtype=np.float32).reshape((2, 8))
     np.testing.assert_array_equal(pydrop.dropout_layer(X, 0.0), X)
