@@ -337,12 +337,6 @@ static void scale_c(float *c, int64_t ldc, int64_t m, int64_t n, float beta) {
     }
 }
 
-/* Bytes from the first element of a rows x cols row-major operand with leading
- * dimension ld to the end of its last element. */
-static size_t span(int64_t rows, int64_t cols, int64_t ld) {
-    return (size_t)((rows - 1) * ld + cols) * sizeof(float);
-}
-
 pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
                    float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                    float beta, float *c, int64_t ldc) {
@@ -364,9 +358,10 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
     }
     /* The spans each operand's rows and leading dimension cover: C must not share a
      * byte with either (a bound, as np.may_share_memory's default is). */
-    size_t cbytes = (size_t)((m - 1) * ldc + n) * sizeof(float);
-    if (k > 0 && (pd_overlaps(c, cbytes, a, span(trans_a ? k : m, trans_a ? m : k, lda)) ||
-                  pd_overlaps(c, cbytes, b, span(trans_b ? n : k, trans_b ? k : n, ldb)))) {
+    size_t cbytes = pd_span_bytes(m, n, ldc);
+    if (k > 0 &&
+        (pd_overlaps(c, cbytes, a, pd_span_bytes(trans_a ? k : m, trans_a ? m : k, lda)) ||
+         pd_overlaps(c, cbytes, b, pd_span_bytes(trans_b ? n : k, trans_b ? k : n, ldb)))) {
         return PD_ERR_ARG;
     }
     if (k == 0 || alpha == 0.0f) {

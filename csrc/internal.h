@@ -54,6 +54,15 @@ static inline int pd_overlaps(const void *a, size_t na, const void *b, size_t nb
     return a != NULL && b != NULL && na > 0 && nb > 0 && pa < pb + nb && pb < pa + na;
 }
 
+/* Bytes from the first element of a rows x cols row-major float operand with leading
+ * dimension ld to the end of its last element (rows, cols >= 1). */
+static inline size_t pd_span_bytes(int64_t rows, int64_t cols, int64_t ld) {
+    return (size_t)((rows - 1) * ld + cols) * sizeof(float);
+}
+
+/* The dropout scale 1 / (1 - p) of the kept elements, rounded once to float. */
+static inline float pd_keep_scale(float p) { return (float)(1.0 / (1.0 - (double)p)); }
+
 /* Tasks for `work` items when each extra task should get at least per_task of them
  * (below that, the hand-off to the pool costs more than it saves). */
 static inline int32_t pd_tasks_for(int64_t work, int64_t per_task) {

@@ -89,8 +89,8 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
     if (y == NULL || (k > 0 && (x == NULL || w == NULL)) || (mask == NULL && p != 0.0f)) {
         return PD_ERR_ARG;
     }
-    size_t xbytes = (size_t)((m - 1) * ldx + k) * sizeof(float);
-    size_t wbytes = (size_t)((trans_w ? n - 1 : k - 1) * ldw + (trans_w ? k : n)) * sizeof(float);
+    size_t xbytes = pd_span_bytes(m, k, ldx);
+    size_t wbytes = pd_span_bytes(trans_w ? n : k, trans_w ? k : n, ldw);
     if ((k > 0 && (pd_overlaps(y, ybytes, x, xbytes) || pd_overlaps(y, ybytes, w, wbytes))) ||
         pd_overlaps(y, ybytes, bias, (size_t)n * sizeof(float)) ||
         pd_overlaps(y, ybytes, mask, mbytes) ||
@@ -101,7 +101,7 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
 
     uint32_t t = pd_dropout_threshold(p);
     linear_ctx lc = {.kern = pd_active_kernels(), .bias = bias, .mask = mask, .n = n,
-                     .act = act, .mode = MASK_NONE, .s = (float)(1.0 / (1.0 - (double)p)),
+                     .act = act, .mode = MASK_NONE, .s = pd_keep_scale(p),
                      .t = t, .stream = stream, .key = {(uint32_t)seed, (uint32_t)(seed >> 32)},
                      .step = step};
     /* Fused mask only when rows hold whole mask bytes; otherwise dropout runs as a
@@ -211,7 +211,7 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
     }
     linear_bwd_job j = {.kern = pd_active_kernels(), .dy = dy, .y = y, .mask = mask, .dz = dz,
                         .db = db, .m = m, .n = n, .act = act,
-                        .s = (float)(1.0 / (1.0 - (double)p))};
+                        .s = pd_keep_scale(p)};
     if ((n & 7) != 0) {
         /* rows do not start on mask bytes: whole-array passes, then the column sums */
         pd_status st = mask != NULL ? pd_dropout_backward_f32(dy, mask, dz, total, p) : PD_OK;

@@ -10,8 +10,8 @@
  * mask draw is compute-bound, the mask apply (backward) is a memory stream. */
 #define PD_PAR_FORWARD 65536
 #define PD_PAR_BACKWARD 1048576
-/* Elements per drop call: the scalar and AVX-512 kernels draw a tile's mask, then
- * apply it, and this size keeps those mask bytes in L1. */
+/* Elements per drop call: the AVX-512 kernel draws a tile's mask, then applies it,
+ * and this size keeps those mask bytes in L1. */
 #define PD_TILE 16384
 
 void pd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
@@ -71,8 +71,6 @@ static void backward_task(void *arg, int32_t t, int32_t tasks) {
 
 static int bad_p(float p) { return !(p >= 0.0f && p <= 1.0f); }
 
-static float keep_scale(float p) { return (float)(1.0 / (1.0 - (double)p)); }
-
 /* In place (y == x) is allowed; any other overlap is not. */
 static int bad_io(const float *x, const float *y, int64_t n) {
     return x != y && pd_overlaps(x, (size_t)n * sizeof(float), y, (size_t)n * sizeof(float));
@@ -93,6 +91,7 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
         pd_overlaps(mask, nbytes, y, (size_t)n * sizeof(float))) {
         return PD_ERR_ARG;
     }
+    const uint32_t t = pd_dropout_threshold(p);
     if (p == 0.0f) {
         if (y != x) {
             memcpy(y, x, (size_t)n * sizeof(float));
@@ -100,7 +99,7 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
         if (mask != NULL) {
             memset(mask, 0xff, nbytes);
         }
-    } else if (pd_dropout_threshold(p) == 65536u) {
+    } else if (t == 65536u) {
         /* p == 1, or so close that no 16-bit value is kept: all zeros. */
         memset(y, 0, (size_t)n * sizeof(float));
         if (mask != NULL) {
@@ -108,8 +107,8 @@ pd_status pd_dropout_forward_f32(const float *x, float *y, uint8_t *mask, int64_
         }
     } else {
         drop_job j = {.k = pd_active_kernels(), .x = x, .y = y, .mask = mask, .n = n,
-                      .s = keep_scale(p), .key = {(uint32_t)seed, (uint32_t)(seed >> 32)},
-                      .stream = stream, .t = pd_dropout_threshold(p), .step = step};
+                      .s = pd_keep_scale(p), .key = {(uint32_t)seed, (uint32_t)(seed >> 32)},
+                      .stream = stream, .t = t, .step = step};
         pd_status st = pd_parallel(pd_tasks_for(n, PD_PAR_FORWARD), forward_task, &j);
         if (st != PD_OK) {
             return st;
@@ -140,7 +139,7 @@ pd_status pd_dropout_backward_f32(const float *dy, const uint8_t *mask, float *d
     }
     /* p == 0 takes the general path: the mask may be any mask, and s == 1. */
     drop_job j = {.k = pd_active_kernels(), .x = dy, .y = dx, .cmask = mask, .n = n,
-                  .s = keep_scale(p)};
+                  .s = pd_keep_scale(p)};
     return pd_parallel(pd_tasks_for(n, PD_PAR_BACKWARD), backward_task, &j);
 }
 
