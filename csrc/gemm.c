@@ -178,19 +178,23 @@ static void pack_a_unit(gemm_job *j, int64_t u) {
 /* One micro-tile (row panel r, column panel q) of a block for k chunk pc. */
 static inline void run_tile(const gemm_job *j, const float *abuf, float *bbuf, int64_t mp0,
                             int64_t rbase, const float *a0, int64_t pc, int64_t kc, float beta,
-                            int64_t r, int64_t q) {
+                            const float *bias, int64_t r, int64_t q) {
     const pd_gemm_isa *g = j->g;
     const int64_t mr = g->mr, nr = g->nr;
     const float *bp = bpanel(j, bbuf, pc, kc, q);
     int64_t col = j->j0 + q * nr, ncol = imin(nr, j->j1 - col);
     int64_t row = r * mr, nrow = imin(mr, j->m - row);
     float *cp = j->c + row * j->ldc + col;
+    /* the C this chunk adds to: C itself, or the bias row (chunk 0 of a biased call) */
+    const float *cin = bias != NULL ? bias + col : cp;
+    int64_t ldcin = bias != NULL ? 0 : j->ldc;
     if (j->direct_a && r < j->m / mr) {
-        g->ukr(kc, a0 + (r - mp0) * mr * j->rsa, j->rsa, j->csa, bp, cp, j->ldc, j->alpha, beta,
-               (int32_t)nrow, (int32_t)ncol);
+        g->ukr(kc, a0 + (r - mp0) * mr * j->rsa, j->rsa, j->csa, bp, cp, j->ldc, cin, ldcin,
+               j->alpha, beta, (int32_t)nrow, (int32_t)ncol);
     } else {
         const float *ap = j->direct_a ? abuf : abuf + (r - rbase) * mr * kc;
-        g->ukr(kc, ap, 1, mr, bp, cp, j->ldc, j->alpha, beta, (int32_t)nrow, (int32_t)ncol);
+        g->ukr(kc, ap, 1, mr, bp, cp, j->ldc, cin, ldcin, j->alpha, beta, (int32_t)nrow,
+               (int32_t)ncol);
     }
 }
 
@@ -207,8 +211,9 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
     for (int64_t pc = j->p0; pc < j->p1; pc += j->kc_base) {
         int64_t kc = imin(j->kc_base, j->p1 - pc);
         float beta = pc == 0 ? j->beta : 1.0f;
-        if (pc == 0 && j->ep != NULL && j->ep->before != NULL) {
-            j->ep->before(j->ep, cblk, j->ldc, row0, rows, col0, cols);
+        const float *bias = NULL;
+        if (pc == 0 && j->ep != NULL && j->ep->bias != NULL) {
+            bias = j->ep->bias;
             beta = 1.0f;
         }
         const float *a0 = j->a + row0 * j->rsa + pc * j->csa;
@@ -232,7 +237,7 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
                 int64_t qe = imin(qb + g->b_sweep, np1);
                 for (int64_t r = mp0; r < mp1; r++) {
                     for (int64_t q = qb; q < qe; q++) {
-                        run_tile(j, ablk, bbuf, mp0, rbase, a0, pc, kc, beta, r, q);
+                        run_tile(j, ablk, bbuf, mp0, rbase, a0, pc, kc, beta, bias, r, q);
                     }
                 }
             }
@@ -240,7 +245,7 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
             /* B micro-panel stays in L1 while the block's A micro-panels stream */
             for (int64_t q = np0; q < np1; q++) {
                 for (int64_t r = mp0; r < mp1; r++) {
-                    run_tile(j, ablk, bbuf, mp0, rbase, a0, pc, kc, beta, r, q);
+                    run_tile(j, ablk, bbuf, mp0, rbase, a0, pc, kc, beta, bias, r, q);
                 }
             }
         }

@@ -15,15 +15,17 @@
 
 #include "internal.h"
 
-/* c[i * ldc + j] = alpha * sum_p A(i, p) * b[p * NR + j] + beta * c[i * ldc + j] for
- * i < rows, j < cols of the MR x NR tile (rows <= MR, cols <= NR; the rest of c is
- * not touched), summing p = 0..kc-1 in order with the same arithmetic whatever
+/* c[i * ldc + j] = alpha * sum_p A(i, p) * b[p * NR + j] + beta * cin[i * ldcin + j]
+ * for i < rows, j < cols of the MR x NR tile (rows <= MR, cols <= NR; the rest of c
+ * is not touched), summing p = 0..kc-1 in order with the same arithmetic whatever
  * rows and cols are. A(i, p) = a[i * rsa + p * csa] for all MR rows (a packed panel
  * has rsa = 1, csa = MR; an unpacked op(A) its own strides). b is a packed panel.
- * beta == 0 never reads c. Requires kc >= 1. */
+ * cin is c itself (ldcin = ldc) or a bias row broadcast down the tile (ldcin = 0).
+ * beta == 0 never reads cin. Requires kc >= 1. */
 typedef void (*pd_gemm_ukr_fn)(int64_t kc, const float *a, int64_t rsa, int64_t csa,
-                               const float *b, float *c, int64_t ldc, float alpha, float beta,
-                               int32_t rows, int32_t cols);
+                               const float *b, float *c, int64_t ldc, const float *cin,
+                               int64_t ldcin, float alpha, float beta, int32_t rows,
+                               int32_t cols);
 
 /* Pack rows [0, mc) and columns [0, kc) of the matrix X(i, p) = x[i * rs + p * cs]
  * into ceil(mc / mr) panels of mr x kc (layout above), zero-filling rows >= mc.
@@ -54,14 +56,15 @@ void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, int64_t mc, int64
                        float *dst);
 #endif
 
-/* Hooks run on each block of C a task computes (row0.., col0.. in C coordinates):
- * before(): ahead of the first k chunk, which then accumulates with beta = 1 (so
- *   before() provides the C it adds to, e.g. a broadcast bias);
+/* What a task does around each block of C it computes (row0.., col0.. in C
+ * coordinates):
+ * bias: when not NULL, the first k chunk accumulates onto bias[j] broadcast down the
+ *   rows (with beta = 1) instead of onto C, as if C had been filled with it: the
+ *   micro-kernel reads the bias row, so C is never written twice;
  * after(): once the last k chunk is stored, while the block is hot in cache.
  * Blocks start at multiples of the micro-tile width in columns. */
 typedef struct pd_gemm_epilogue {
-    void (*before)(const struct pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
-                   int64_t rows, int64_t col0, int64_t cols);
+    const float *bias;
     void (*after)(const struct pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
                   int64_t rows, int64_t col0, int64_t cols);
     void *ctx;

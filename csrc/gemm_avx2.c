@@ -33,16 +33,17 @@ PD_TARGET_AVX2 static inline void store_lanes(float *dst, __m256 v, int64_t coun
     }
 }
 
-/* Row i of the tile: c = alpha * acc + beta * c (beta == 0: c is not read). */
+/* Row i of the tile: c = alpha * acc + beta * cin (beta == 0: cin is not read). */
 #define AV_STORE_ROW(i, lo, hi)                                                    \
     do {                                                                           \
         float *ci = c + (i) * ldc;                                                 \
+        const float *cini = cin + (i) * ldcin;                                     \
         if (beta == 0.0f) {                                                        \
             _mm256_storeu_ps(ci, _mm256_mul_ps(va, lo));                           \
             _mm256_storeu_ps(ci + 8, _mm256_mul_ps(va, hi));                       \
         } else {                                                                   \
-            __m256 t0 = _mm256_mul_ps(vb, _mm256_loadu_ps(ci));                    \
-            __m256 t1 = _mm256_mul_ps(vb, _mm256_loadu_ps(ci + 8));                \
+            __m256 t0 = _mm256_mul_ps(vb, _mm256_loadu_ps(cini));                  \
+            __m256 t1 = _mm256_mul_ps(vb, _mm256_loadu_ps(cini + 8));              \
             _mm256_storeu_ps(ci, _mm256_fmadd_ps(va, lo, t0));                     \
             _mm256_storeu_ps(ci + 8, _mm256_fmadd_ps(va, hi, t1));                 \
         }                                                                          \
@@ -55,10 +56,11 @@ PD_TARGET_AVX2 static inline void store_lanes(float *dst, __m256 v, int64_t coun
     do {                                                                           \
         if ((i) < rows) {                                                          \
             float *ci = c + (i) * ldc;                                             \
+            const float *cini = cin + (i) * ldcin;                                 \
             __m256 r0 = _mm256_mul_ps(va, lo), r1 = _mm256_mul_ps(va, hi);         \
             if (beta != 0.0f) {                                                    \
-                r0 = _mm256_fmadd_ps(va, lo, _mm256_mul_ps(vb, _mm256_maskload_ps(ci, m0))); \
-                r1 = _mm256_fmadd_ps(va, hi, _mm256_mul_ps(vb, _mm256_maskload_ps(ci + 8, m1))); \
+                r0 = _mm256_fmadd_ps(va, lo, _mm256_mul_ps(vb, _mm256_maskload_ps(cini, m0))); \
+                r1 = _mm256_fmadd_ps(va, hi, _mm256_mul_ps(vb, _mm256_maskload_ps(cini + 8, m1))); \
             }                                                                      \
             if (cols >= 8) {                                                       \
                 _mm256_storeu_ps(ci, r0);                                          \
@@ -70,9 +72,9 @@ PD_TARGET_AVX2 static inline void store_lanes(float *dst, __m256 v, int64_t coun
     } while (0)
 
 PD_TARGET_AVX2 static void ukr_avx2_6x16(int64_t kc, const float *restrict a, int64_t rsa,
-                                         int64_t csa, const float *restrict b, float *restrict c,
-                                         int64_t ldc, float alpha, float beta, int32_t rows,
-                                         int32_t cols) {
+                                         int64_t csa, const float *restrict b, float *c,
+                                         int64_t ldc, const float *cin, int64_t ldcin, float alpha,
+                                         float beta, int32_t rows, int32_t cols) {
     /* fetch the C tile while the k loop runs (a short loop would not hide it) */
     for (int i = 0; kc >= 32 && i < AV_MR && i < rows; i++) {
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);

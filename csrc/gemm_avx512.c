@@ -11,16 +11,17 @@
 #define AX_MR 12
 #define AX_NR 32
 
-/* Row i of the tile: c = alpha * acc + beta * c (beta == 0: c is not read). */
+/* Row i of the tile: c = alpha * acc + beta * cin (beta == 0: cin is not read). */
 #define AX_STORE_ROW(i, lo, hi)                                                    \
     do {                                                                           \
         float *ci = c + (i) * ldc;                                                 \
+        const float *cini = cin + (i) * ldcin;                                     \
         if (beta == 0.0f) {                                                        \
             _mm512_storeu_ps(ci, _mm512_mul_ps(va, lo));                           \
             _mm512_storeu_ps(ci + 16, _mm512_mul_ps(va, hi));                      \
         } else {                                                                   \
-            __m512 t0 = _mm512_mul_ps(vb, _mm512_loadu_ps(ci));                    \
-            __m512 t1 = _mm512_mul_ps(vb, _mm512_loadu_ps(ci + 16));               \
+            __m512 t0 = _mm512_mul_ps(vb, _mm512_loadu_ps(cini));                  \
+            __m512 t1 = _mm512_mul_ps(vb, _mm512_loadu_ps(cini + 16));             \
             _mm512_storeu_ps(ci, _mm512_fmadd_ps(va, lo, t0));                     \
             _mm512_storeu_ps(ci + 16, _mm512_fmadd_ps(va, hi, t1));                \
         }                                                                          \
@@ -36,7 +37,7 @@
             _Alignas(64) float row[AX_NR];                                         \
             __m512 r0 = _mm512_mul_ps(va, lo), r1 = _mm512_mul_ps(va, hi);         \
             if (beta != 0.0f) {                                                    \
-                memcpy(row, ci, (size_t)cols * sizeof(float));                     \
+                memcpy(row, cin + (i) * ldcin, (size_t)cols * sizeof(float));      \
                 memset(row + cols, 0, (size_t)(AX_NR - cols) * sizeof(float));    \
                 r0 = _mm512_fmadd_ps(va, lo, _mm512_mul_ps(vb, _mm512_load_ps(row))); \
                 r1 = _mm512_fmadd_ps(va, hi, _mm512_mul_ps(vb, _mm512_load_ps(row + 16))); \
@@ -48,9 +49,10 @@
     } while (0)
 
 PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict a, int64_t rsa,
-                                              int64_t csa, const float *restrict b,
-                                              float *restrict c, int64_t ldc, float alpha,
-                                              float beta, int32_t rows, int32_t cols) {
+                                              int64_t csa, const float *restrict b, float *c,
+                                              int64_t ldc, const float *cin, int64_t ldcin,
+                                              float alpha, float beta, int32_t rows,
+                                              int32_t cols) {
     for (int i = 0; i < AX_MR && i < rows; i++) {
         _mm_prefetch((const char *)(c + i * ldc), _MM_HINT_T0);
         _mm_prefetch((const char *)(c + i * ldc + cols - 1), _MM_HINT_T0);

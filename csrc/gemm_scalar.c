@@ -38,8 +38,8 @@ void pd_gemm_pack_ref(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_
 }
 
 static void ukr_scalar_4x8(int64_t kc, const float *restrict a, int64_t rsa, int64_t csa,
-                           const float *restrict b, float *restrict c, int64_t ldc, float alpha,
-                           float beta, int32_t rows, int32_t cols) {
+                           const float *restrict b, float *c, int64_t ldc, const float *cin,
+                           int64_t ldcin, float alpha, float beta, int32_t rows, int32_t cols) {
     float acc[SC_MR][SC_NR] = {{0.0f}};
     for (int64_t p = 0; p < kc; p++, b += SC_NR) {
         for (int i = 0; i < SC_MR; i++) {
@@ -51,13 +51,14 @@ static void ukr_scalar_4x8(int64_t kc, const float *restrict a, int64_t rsa, int
     }
     for (int i = 0; i < rows; i++) {
         float *ci = c + i * ldc;
+        const float *cini = cin + i * ldcin;
         if (beta == 0.0f) {
             for (int j = 0; j < cols; j++) {
                 ci[j] = alpha * acc[i][j];
             }
         } else {
             for (int j = 0; j < cols; j++) {
-                ci[j] = alpha * acc[i][j] + beta * ci[j];
+                ci[j] = alpha * acc[i][j] + beta * cini[j];
             }
         }
     }

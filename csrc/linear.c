@@ -1,9 +1,9 @@
 /* Fused Dense forward: bias, ReLU and dropout applied in the SGEMM epilogue.
  *
- * The GEMM driver calls before() on each output block ahead of its first k chunk
- * (the block of y is set to the broadcast bias and the chunk accumulates onto it with
- * beta = 1, exactly as the unfused Dense does) and after() once its last chunk is
- * stored, while the block is still in L1/L2: ReLU, then the Philox keep bits of its
+ * The GEMM's first k chunk accumulates onto the bias row (beta = 1, the micro-kernel
+ * reading the bias where the unfused Dense reads a y pre-filled with it: the same
+ * arithmetic, without writing y twice), and the driver calls after() once a block's
+ * last chunk is stored, while the block is still in L1/L2: ReLU, then the Philox keep bits of its
  * elements (mask byte e / 8 of element e = i * n + j), then the scale. Every step is
  * elementwise with the active ISA's kernels, so y and the mask are bit-identical to
  * the unfused sequence documented in pydrop.h, for any thread count. */
@@ -13,7 +13,6 @@
 
 typedef struct linear_ctx {
     const pd_kernels *kern;
-    const float *bias;
     uint8_t *mask;
     int64_t n;
     int32_t act;
@@ -25,15 +24,6 @@ typedef struct linear_ctx {
 } linear_ctx;
 
 enum { MASK_NONE = 0, MASK_DRAW = 1, MASK_ALL_KEPT = 2, MASK_ALL_DROPPED = 3 };
-
-static void lin_before(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
-                       int64_t rows, int64_t col0, int64_t cols) {
-    const linear_ctx *x = e->ctx;
-    (void)row0;
-    for (int64_t r = 0; r < rows; r++) {
-        memcpy(c + r * ldc, x->bias + col0, (size_t)cols * sizeof(float));
-    }
-}
 
 static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
                       int64_t rows, int64_t col0, int64_t cols) {
@@ -100,7 +90,7 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
     }
 
     uint32_t t = pd_dropout_threshold(p);
-    linear_ctx lc = {.kern = pd_active_kernels(), .bias = bias, .mask = mask, .n = n,
+    linear_ctx lc = {.kern = pd_active_kernels(), .mask = mask, .n = n,
                      .act = act, .mode = MASK_NONE, .s = pd_keep_scale(p),
                      .t = t, .stream = stream, .key = {(uint32_t)seed, (uint32_t)(seed >> 32)},
                      .step = step};
@@ -126,13 +116,11 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
         }
         fuse = 0;
     } else {
-        pd_gemm_epilogue ep = {.before = bias != NULL ? lin_before : NULL, .after = lin_after,
-                               .ctx = &lc};
+        pd_gemm_epilogue ep = {.bias = bias, .after = lin_after, .ctx = &lc};
         if (!act && lc.mode == MASK_NONE) {
             ep.after = NULL;
         }
-        st = pd_gemm_run(0, trans_w, m, n, k, 1.0f, x, ldx, w, ldw, bias != NULL ? 1.0f : 0.0f,
-                         y, n, &ep);
+        st = pd_gemm_run(0, trans_w, m, n, k, 1.0f, x, ldx, w, ldw, 0.0f, y, n, &ep);
     }
     if (st == PD_OK && !fuse && mask != NULL) {
         st = pd_dropout_forward_f32(y, y, mask, total, p, seed, stream, step);
