@@ -342,44 +342,114 @@ static void scale_c(float *c, int64_t ldc, int64_t m, int64_t n, float beta) {
     }
 }
 
-pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
-                   float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
-                   float beta, float *c, int64_t ldc) {
-    if ((trans_a != 0 && trans_a != 1) || (trans_b != 0 && trans_b != 1)) {
+/* Bytes spanned by each operand of g (0 when it is not read or written). */
+static size_t span_a(const pd_sgemm_args *g) {
+    return g->m > 0 && g->n > 0 && g->k > 0
+               ? pd_span_bytes(g->trans_a ? g->k : g->m, g->trans_a ? g->m : g->k, g->lda)
+               : 0;
+}
+static size_t span_b(const pd_sgemm_args *g) {
+    return g->m > 0 && g->n > 0 && g->k > 0
+               ? pd_span_bytes(g->trans_b ? g->n : g->k, g->trans_b ? g->k : g->n, g->ldb)
+               : 0;
+}
+static size_t span_c(const pd_sgemm_args *g) {
+    return g->m > 0 && g->n > 0 ? pd_span_bytes(g->m, g->n, g->ldc) : 0;
+}
+
+/* pd_sgemm's argument checks. */
+static pd_status sgemm_check(const pd_sgemm_args *g) {
+    if ((g->trans_a != 0 && g->trans_a != 1) || (g->trans_b != 0 && g->trans_b != 1)) {
         return PD_ERR_ARG;
     }
-    if (m < 0 || n < 0 || k < 0) {
+    if (g->m < 0 || g->n < 0 || g->k < 0) {
         return PD_ERR_ARG;
     }
-    if (lda < (trans_a ? m : k) || ldb < (trans_b ? k : n) || ldc < n) {
+    if (g->lda < (g->trans_a ? g->m : g->k) || g->ldb < (g->trans_b ? g->k : g->n) ||
+        g->ldc < g->n) {
         return PD_ERR_ARG;
     }
-    if ((a == NULL && m > 0 && k > 0) || (b == NULL && k > 0 && n > 0) ||
-        (c == NULL && m > 0 && n > 0)) {
+    if ((g->a == NULL && g->m > 0 && g->k > 0) || (g->b == NULL && g->k > 0 && g->n > 0) ||
+        (g->c == NULL && g->m > 0 && g->n > 0)) {
         return PD_ERR_ARG;
-    }
-    if (m == 0 || n == 0) {
-        return PD_OK;
     }
     /* The spans each operand's rows and leading dimension cover: C must not share a
      * byte with either (a bound, as np.may_share_memory's default is). */
-    size_t cbytes = pd_span_bytes(m, n, ldc);
-    if (k > 0 &&
-        (pd_overlaps(c, cbytes, a, pd_span_bytes(trans_a ? k : m, trans_a ? m : k, lda)) ||
-         pd_overlaps(c, cbytes, b, pd_span_bytes(trans_b ? n : k, trans_b ? k : n, ldb)))) {
+    size_t cbytes = span_c(g);
+    if (pd_overlaps(g->c, cbytes, g->a, span_a(g)) || pd_overlaps(g->c, cbytes, g->b, span_b(g))) {
         return PD_ERR_ARG;
     }
-    if (k == 0 || alpha == 0.0f) {
-        scale_c(c, ldc, m, n, beta);
+    return PD_OK;
+}
+
+/* pd_sgemm after sgemm_check, on at most max_threads threads. */
+static pd_status sgemm_checked(const pd_sgemm_args *g, int32_t max_threads) {
+    if (g->m == 0 || g->n == 0) {
         return PD_OK;
     }
+    if (g->k == 0 || g->alpha == 0.0f) {
+        scale_c(g->c, g->ldc, g->m, g->n, g->beta);
+        return PD_OK;
+    }
+    return pd_gemm_run(g->trans_a, g->trans_b, g->m, g->n, g->k, g->alpha, g->a, g->lda, g->b,
+                       g->ldb, g->beta, g->c, g->ldc, NULL, max_threads);
+}
 
-    return pd_gemm_run(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, NULL);
+pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                   float beta, float *c, int64_t ldc) {
+    pd_sgemm_args g = {trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc};
+    pd_status st = sgemm_check(&g);
+    return st != PD_OK ? st : sgemm_checked(&g, pd_get_num_threads());
+}
+
+typedef struct pair_job {
+    const pd_sgemm_args *g[2];
+    pd_status st[2];
+} pair_job;
+
+static void pair_task(void *ctx, int32_t t, int32_t n_tasks) {
+    pair_job *p = ctx;
+    (void)n_tasks;
+    p->st[t] = sgemm_checked(p->g[t], 1);
+}
+
+pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
+    if (g0 == NULL || g1 == NULL) {
+        return PD_ERR_ARG;
+    }
+    pd_status st = sgemm_check(g0);
+    if (st == PD_OK) {
+        st = sgemm_check(g1);
+    }
+    if (st != PD_OK) {
+        return st;
+    }
+    size_t c0 = span_c(g0), c1 = span_c(g1);
+    if (pd_overlaps(g0->c, c0, g1->c, c1) || pd_overlaps(g0->c, c0, g1->a, span_a(g1)) ||
+        pd_overlaps(g0->c, c0, g1->b, span_b(g1)) || pd_overlaps(g1->c, c1, g0->a, span_a(g0)) ||
+        pd_overlaps(g1->c, c1, g0->b, span_b(g0))) {
+        return PD_ERR_ARG;
+    }
+    if (pd_get_num_threads() != 2) {
+        st = sgemm_checked(g0, pd_get_num_threads());
+        return st != PD_OK ? st : sgemm_checked(g1, pd_get_num_threads());
+    }
+    pair_job p = {{g0, g1}, {PD_OK, PD_OK}};
+    st = pd_parallel(2, pair_task, &p);
+    if (st == PD_ERR_THREAD) {
+        /* no worker could start (nothing ran): the same results on this thread */
+        pair_task(&p, 0, 2);
+        pair_task(&p, 1, 2);
+        st = PD_OK;
+    }
+    return st != PD_OK ? st : p.st[0] != PD_OK ? p.st[0] : p.st[1];
 }
 
 pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
                       float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
-                      float beta, float *c, int64_t ldc, const pd_gemm_epilogue *ep) {
+                      float beta, float *c, int64_t ldc, const pd_gemm_epilogue *ep,
+                      int32_t max_threads) {
     const pd_gemm_isa *g = gemm_table[pd_isa_active()];
     if (g == NULL) {
         g = &pd_gemm_scalar;
@@ -426,7 +496,7 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
         return PD_ERR_NOMEM;
     }
 
-    int32_t threads = pd_get_num_threads();
+    int32_t threads = max_threads;
     double flops = 2.0 * (double)m * (double)n * (double)k;
     double by_work = flops / (double)PD_GEMM_FLOPS_PER_TASK;
     if (by_work < (double)threads) {

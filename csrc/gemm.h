@@ -71,10 +71,12 @@ typedef struct pd_gemm_epilogue {
 } pd_gemm_epilogue;
 
 /* pd_sgemm after argument checks (and without its k == 0 / alpha == 0 shortcut,
- * which callers with an epilogue handle themselves): requires m, n, k >= 1. */
+ * which callers with an epilogue handle themselves) on at most max_threads threads
+ * (1 inside a pool task: the pool runs one job at a time): requires m, n, k >= 1. */
 pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
                       float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
-                      float beta, float *c, int64_t ldc, const pd_gemm_epilogue *ep);
+                      float beta, float *c, int64_t ldc, const pd_gemm_epilogue *ep,
+                      int32_t max_threads);
 
 /* Largest micro-tile of any row (sizes the edge scratch tile). */
 #define PD_GEMM_MAX_MR 16

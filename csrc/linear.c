@@ -120,7 +120,8 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
         if (!act && lc.mode == MASK_NONE) {
             ep.after = NULL;
         }
-        st = pd_gemm_run(0, trans_w, m, n, k, 1.0f, x, ldx, w, ldw, 0.0f, y, n, &ep);
+        st = pd_gemm_run(0, trans_w, m, n, k, 1.0f, x, ldx, w, ldw, 0.0f, y, n, &ep,
+                         pd_get_num_threads());
     }
     if (st == PD_OK && !fuse && mask != NULL) {
         st = pd_dropout_forward_f32(y, y, mask, total, p, seed, stream, step);

@@ -85,6 +85,27 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
                    float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                    float beta, float *c, int64_t ldc);
 
+/* The arguments of one pd_sgemm call. */
+typedef struct pd_sgemm_args {
+    int32_t trans_a, trans_b;
+    int64_t m, n, k;
+    float alpha;
+    const float *a;
+    int64_t lda;
+    const float *b;
+    int64_t ldb;
+    float beta;
+    float *c;
+    int64_t ldc;
+} pd_sgemm_args;
+
+/* Two independent SGEMMs, each bit for bit what pd_sgemm(g[i]) computes. With two
+ * threads they run side by side, one thread each (the backward pair dW = X^T dZ,
+ * dX = dZ W^T: less synchronisation than splitting each over both threads);
+ * otherwise one after the other on all threads. Besides pd_sgemm's checks, neither
+ * C may overlap the other's A, B or C (PD_ERR_ARG, nothing written). */
+pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1);
+
 /* Fused Dense forward: y = dropout(act(x * op(w) + bias)), with the bias, ReLU and
  * dropout applied in the GEMM epilogue while each block of y is in cache. x is m x k
  * (ldx >= k); op(w) is k x n (w is k x n with ldw >= n, or n x k with trans_w = 1 and
@@ -107,7 +128,7 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
  * pd_relu_backward_f32(dz, y, dz, m * n) (mask NULL only when p == 0: then the first
  * step is a copy). If db is not NULL, db[j] += dz[0][j] + dz[1][j] + ... summed in row
  * order in float32 (the same for any thread count). dz may equal dy; no other overlap.
- * The weight and input gradients are then two pd_sgemm calls on dz. */
+ * The weight and input gradients are then two SGEMMs on dz (pd_sgemm_pair). */
 pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const float *y, float *dz,
                                  float *db, int64_t m, int64_t n, int32_t act, float p);
 

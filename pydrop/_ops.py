@@ -523,6 +523,49 @@ def _ptr(a: np.ndarray) -> Any:
     return ffi.cast("float *", a.__array_interface__["data"][0])
 
 
+def _sgemm_args(
+    a: object,
+    b: object,
+    out: object,
+    alpha: object,
+    beta: object,
+    names: tuple[str, str, str] = ("a", "b", "out"),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]]:
+    """Validated (a, b, c, pd_sgemm arguments) for c = alpha * a @ b + beta * c.
+    The arguments are None when c is empty (nothing to compute). Overlap of c with
+    a or b is C's to reject."""
+    na, nb, nout = names
+    a, trans_a, lda = _gemm_operand(na, a)
+    b, trans_b, ldb = _gemm_operand(nb, b)
+    alpha_f = _check_real("alpha", alpha)
+    beta_f = _check_real("beta", beta)
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2:
+        raise ValueError(
+            f"{na}.shape[1] must equal {nb}.shape[0], got {na} {a.shape} and {nb} {b.shape}"
+        )
+    if out is None:
+        if beta_f != 0.0:
+            raise ValueError(f"beta != 0 accumulates into {nout}=, so {nout}= is required")
+        c = np.empty((m, n), dtype=np.float32)
+    else:
+        c = _float_array(nout, out, ndim=2)
+        if c.shape != (m, n):
+            raise ValueError(f"{nout} must have shape {(m, n)}, got {c.shape}")
+        if not c.flags.writeable:
+            raise ValueError(f"{nout} is read-only; help: pass a writable array or {nout}=None")
+        if c.size and not (c.strides[1] == 4 or n == 1):
+            raise ValueError(f"{nout} must have unit column stride, got strides {c.strides}")
+        if c.size and (c.strides[0] < 0 or c.strides[0] % 4 or (m > 1 and c.strides[0] // 4 < n)):
+            raise ValueError(f"{nout} rows must not overlap each other, got strides {c.strides}")
+    if c.size == 0:
+        return a, b, c, ()
+    ldc = max(c.strides[0] // 4 if m > 1 else n, n)
+    args = (trans_a, trans_b, m, n, k, alpha_f, _ptr(a), lda, _ptr(b), ldb, beta_f, _ptr(c), ldc)
+    return a, b, c, args
+
+
 def matmul(
     a: np.ndarray,
     b: np.ndarray,
@@ -534,34 +577,10 @@ def matmul(
     """out = alpha * a @ b + beta * out (SGEMM). a and b may be transposed views or
     row/column slices; they are read in place, never copied. beta != 0 needs out=.
     out must have unit column stride and must not overlap a or b."""
-    a, trans_a, lda = _gemm_operand("a", a)
-    b, trans_b, ldb = _gemm_operand("b", b)
-    alpha_f = _check_real("alpha", alpha)
-    beta_f = _check_real("beta", beta)
-    m, k = a.shape
-    k2, n = b.shape
-    if k != k2:
-        raise ValueError(f"a.shape[1] must equal b.shape[0], got a {a.shape} and b {b.shape}")
-    if out is None:
-        if beta_f != 0.0:
-            raise ValueError("beta != 0 accumulates into out=, so out= is required")
-        c = np.empty((m, n), dtype=np.float32)
-    else:
-        c = _float_array("out", out, ndim=2)
-        if c.shape != (m, n):
-            raise ValueError(f"out must have shape {(m, n)}, got {c.shape}")
-        if not c.flags.writeable:
-            raise ValueError("out is read-only; help: pass a writable array or out=None")
-        if c.size and not (c.strides[1] == 4 or n == 1):
-            raise ValueError(f"out must have unit column stride, got strides {c.strides}")
-        if c.size and (c.strides[0] < 0 or c.strides[0] % 4 or (m > 1 and c.strides[0] // 4 < n)):
-            raise ValueError(f"out rows must not overlap each other, got strides {c.strides}")
-    if c.size == 0:
+    a, b, c, args = _sgemm_args(a, b, out, alpha, beta)
+    if not args:
         return c
-    ldc = max(c.strides[0] // 4 if m > 1 else n, n)
-    status = lib.pd_sgemm(
-        trans_a, trans_b, m, n, k, alpha_f, _ptr(a), lda, _ptr(b), ldb, beta_f, _ptr(c), ldc
-    )
+    status = lib.pd_sgemm(*args)
     # C makes the overlap test (it must not trust the caller anyway); with every
     # other argument checked above, a rejection here is an overlap.
     if status == lib.PD_ERR_ARG:
@@ -732,11 +751,26 @@ def linear_backward(
             ),
             "linear_backward",
         )
-    if grad_w is None:
-        dw = matmul(x.T, dz)
-    else:
-        dw = matmul(x.T, dz, out=grad_w, beta=1.0)
-    dx = matmul(dz, w.T, out=out) if input_grad else None
+    beta = 0.0 if grad_w is None else 1.0
+    _, _, dw, args_w = _sgemm_args(x.T, dz, grad_w, 1.0, beta, ("x.T", "dz", "grad_w"))
+    dx, args_x = None, ()
+    if input_grad:
+        _, _, dx, args_x = _sgemm_args(dz, w.T, out, 1.0, 0.0, ("dz", "w.T", "out"))
+    status = lib.PD_OK
+    if args_w and args_x:
+        # independent products: with two threads C runs them side by side
+        status = lib.pd_sgemm_pair(
+            ffi.new("pd_sgemm_args *", args_w), ffi.new("pd_sgemm_args *", args_x)
+        )
+    elif args_w or args_x:
+        status = lib.pd_sgemm(*(args_w or args_x))
+    if status == lib.PD_ERR_ARG:
+        outs = {"grad_w": dw} if dx is None else {"grad_w": dw, "out": dx}
+        for name, c in outs.items():
+            for other, arr in {"x": x, "dz": dz, "w": w, **outs}.items():
+                if other != name and _overlap(c, arr):
+                    raise ValueError(f"{name} overlaps {other}")
+    _check(status, "linear_backward")
     return dx, dw, db
 
 

@@ -146,3 +146,26 @@ def test_bad_input(call, exc, text):
     with pytest.raises(exc, match=None) as info:
         call(x, w, b)
     assert text in str(info.value)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_backward_outputs_must_not_overlap(restore_threads, threads):
+    """dw and dx are computed side by side: each output is checked against the other
+    and against every input, and a rejected call names the pair."""
+    pydrop.set_num_threads(threads)
+    x, w, b = operands(6, 5, 4, False)
+    y = pydrop.linear(x, w, b)
+    dy = np.ones((6, 5), F)
+    buf = np.zeros(64, F)
+    gw, dx = buf[:20].reshape(4, 5), buf[10:34].reshape(6, 4)  # overlapping views
+    with pytest.raises(ValueError, match="grad_w overlaps out"):
+        pydrop.linear_backward(dy, x, w, y, grad_w=gw, out=dx)
+    with pytest.raises(ValueError, match="out overlaps x"):
+        pydrop.linear_backward(dy, x, w, y, out=x)
+    with pytest.raises(ValueError, match="grad_w overlaps w"):
+        pydrop.linear_backward(dy, x, w, y, grad_w=w)
+    dx, dw, _ = pydrop.linear_backward(
+        dy, x, w, y, grad_w=buf[:20].reshape(4, 5), out=buf[20:44].reshape(6, 4)
+    )
+    np.testing.assert_allclose(dx, dy @ w.T, rtol=1e-5)
+    np.testing.assert_allclose(dw, x.T @ dy, rtol=1e-5)

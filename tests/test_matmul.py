@@ -337,3 +337,73 @@ def test_concurrent_callers(any_isa, restore_threads):
         got = list(pool.map(lambda i: pydrop.matmul(*cases[i % len(cases)]), range(24)))
     for i, c in enumerate(got):
         np.testing.assert_array_equal(c, expected[i % len(cases)])
+
+
+# --- pd_sgemm_pair: two SGEMMs in one call (the Dense backward's dW and dX) -----------
+
+PAIR_CASES = [  # (ta, tb, m, n, k) for each of the two products, then alpha, beta
+    ((1, 0, 256, 256, 256), (0, 1, 256, 256, 256), 1.0, 1.0),  # the MLP's layer 2
+    ((1, 0, 256, 10, 256), (0, 1, 256, 256, 10), 1.0, 0.0),  # layer 3
+    ((0, 0, 37, 19, 53), (1, 1, 5, 67, 13), 0.75, 0.5),  # odd edges, both transposed
+    ((0, 0, 9, 7, 0), (0, 0, 0, 3, 4), 1.0, 0.5),  # k = 0 (C = beta * C), m = 0
+]
+
+
+def _args(ta, tb, m, n, k, alpha, beta, rng):
+    """(A, B, C, pd_sgemm argument list) with dense operands, op() by the flags."""
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(F)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(F)
+    c = rng.standard_normal((m, n)).astype(F)
+    p = lambda x: ffi.cast("float *", x.ctypes.data)  # noqa: E731
+    lda, ldb = max(a.shape[1], 1), max(b.shape[1], 1)
+    return a, b, c, [ta, tb, m, n, k, alpha, p(a), lda, p(b), ldb, beta, p(c), max(n, 1)]
+
+
+@pytest.mark.parametrize("case", PAIR_CASES, ids=lambda c: "x".join(map(str, c[0][2:])))
+def test_pair_equals_two_calls_bit_for_bit(any_isa, restore_threads, case):
+    g0, g1, alpha, beta = case
+    for threads in (1, 2, 3):
+        pydrop.set_num_threads(threads)
+        got, want = [], []
+        for out in (got, want):
+            rng = np.random.default_rng(11)
+            # (A, B, C, args) each; the arrays stay referenced while C reads them
+            p0 = _args(*g0, alpha, beta, rng)
+            p1 = _args(*g1, alpha, beta, rng)
+            if out is got:
+                st = lib.pd_sgemm_pair(
+                    ffi.new("pd_sgemm_args *", p0[3]), ffi.new("pd_sgemm_args *", p1[3])
+                )
+                assert st == lib.PD_OK
+            else:
+                assert lib.pd_sgemm(*p0[3]) == lib.PD_OK
+                assert lib.pd_sgemm(*p1[3]) == lib.PD_OK
+            out += [p0[2].view(np.uint32).copy(), p1[2].view(np.uint32).copy()]
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_pair_rejects_cross_overlap_and_writes_nothing(restore_threads):
+    """Run side by side, neither C may touch the other product's A, B or C."""
+    pydrop.set_num_threads(2)
+    buf = np.ones(512, F)
+    base = buf.ctypes.data
+    p = lambda off: ffi.cast("float *", base + 4 * off)  # noqa: E731
+
+    def pair(c0, a1=100, b1=140, c1=200):
+        # product 0: A = buf[0:24] (4 x 6), B = buf[32:62] (6 x 5), C 4 x 5 at c0;
+        # product 1: the same shapes at a1, b1, c1
+        g0 = ffi.new("pd_sgemm_args *", [0, 0, 4, 5, 6, 1.0, p(0), 6, p(32), 5, 0.0, p(c0), 5])
+        g1 = ffi.new("pd_sgemm_args *", [0, 0, 4, 5, 6, 1.0, p(a1), 6, p(b1), 5, 0.0, p(c1), 5])
+        return lib.pd_sgemm_pair(g0, g1)
+
+    before = buf.copy()
+    assert pair(c0=105) == lib.PD_ERR_ARG  # C0 inside A1
+    assert pair(c0=150) == lib.PD_ERR_ARG  # C0 inside B1
+    assert pair(c0=210) == lib.PD_ERR_ARG  # C0 overlaps C1
+    assert pair(c0=300, c1=10) == lib.PD_ERR_ARG  # C1 inside A0
+    assert pair(c0=300, c1=40) == lib.PD_ERR_ARG  # C1 inside B0
+    assert pair(c0=10) == lib.PD_ERR_ARG  # pd_sgemm's own check: C0 inside A0
+    np.testing.assert_array_equal(buf, before)
+    assert pair(c0=300) == lib.PD_OK
+    assert lib.pd_sgemm_pair(ffi.NULL, ffi.NULL) == lib.PD_ERR_ARG
