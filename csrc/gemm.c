@@ -403,6 +403,10 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
     return st != PD_OK ? st : sgemm_checked(&g, pd_get_num_threads());
 }
 
+static double pair_flops(const pd_sgemm_args *g) {
+    return 2.0 * (double)g->m * (double)g->n * (double)g->k;
+}
+
 typedef struct pair_job {
     const pd_sgemm_args *g[2];
     pd_status st[2];
@@ -431,7 +435,9 @@ pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
         pd_overlaps(g1->c, c1, g0->b, span_b(g0))) {
         return PD_ERR_ARG;
     }
-    if (pd_get_num_threads() != 2) {
+    /* Side by side only when each product is worth a thread of its own. */
+    if (pd_get_num_threads() != 2 || pair_flops(g0) < PD_GEMM_FLOPS_PER_TASK ||
+        pair_flops(g1) < PD_GEMM_FLOPS_PER_TASK) {
         st = sgemm_checked(g0, pd_get_num_threads());
         return st != PD_OK ? st : sgemm_checked(g1, pd_get_num_threads());
     }
