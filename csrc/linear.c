@@ -84,6 +84,7 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
     if ((k > 0 && (pd_overlaps(y, ybytes, x, xbytes) || pd_overlaps(y, ybytes, w, wbytes))) ||
         pd_overlaps(y, ybytes, bias, (size_t)n * sizeof(float)) ||
         pd_overlaps(y, ybytes, mask, mbytes) ||
+        pd_overlaps(mask, mbytes, bias, (size_t)n * sizeof(float)) ||
         pd_overlaps(mask, mbytes, x, k > 0 ? xbytes : 0) ||
         pd_overlaps(mask, mbytes, w, k > 0 ? wbytes : 0)) {
         return PD_ERR_ARG;
@@ -195,7 +196,9 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
         pd_overlaps(dz, fbytes, mask, mbytes) ||
         (act && pd_overlaps(dz, fbytes, y, fbytes)) ||
         pd_overlaps(db, (size_t)n * sizeof(float), dz, fbytes) ||
-        pd_overlaps(db, (size_t)n * sizeof(float), dy, fbytes)) {
+        pd_overlaps(db, (size_t)n * sizeof(float), dy, fbytes) ||
+        pd_overlaps(db, (size_t)n * sizeof(float), mask, mbytes) ||
+        (act && pd_overlaps(db, (size_t)n * sizeof(float), y, fbytes))) {
         return PD_ERR_ARG;
     }
     linear_bwd_job j = {.kern = pd_active_kernels(), .dy = dy, .y = y, .mask = mask, .dz = dz,

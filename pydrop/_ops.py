@@ -732,7 +732,8 @@ def linear_backward(
     if grad_b is None:
         db = np.zeros(n, dtype=np.float32)
     else:
-        db = _out(grad_b, (n,), {"dy": dy, "y": y}, in_place=False, name="grad_b")
+        reads = {"dy": dy, "y": y} if mask is None else {"dy": dy, "y": y, "mask": mask}
+        db = _out(grad_b, (n,), reads, in_place=False, name="grad_b")
     dz = _out(dz_out, (m, n), {"y": y, "x": x, "w": w}, in_place=False, name="dz_out")
     if _overlap(dz, dy) and not _same_buffer(dz, dy):
         raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")

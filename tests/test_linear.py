@@ -164,6 +164,10 @@ def test_backward_outputs_must_not_overlap(restore_threads, threads):
         pydrop.linear_backward(dy, x, w, y, out=x)
     with pytest.raises(ValueError, match="grad_w overlaps w"):
         pydrop.linear_backward(dy, x, w, y, grad_w=w)
+    raw = np.zeros(64, np.uint8)  # the mask's 4 bytes, then grad_b's 20 over them
+    y2 = pydrop.linear(x, w, b, dropout=0.5, seed=3, mask_out=raw[:4])
+    with pytest.raises(ValueError, match="grad_b overlaps mask"):
+        pydrop.linear_backward(dy, x, w, y2, raw[:4], dropout=0.5, grad_b=raw[:20].view(F))
     dx, dw, _ = pydrop.linear_backward(
         dy, x, w, y, grad_w=buf[:20].reshape(4, 5), out=buf[20:44].reshape(6, 4)
     )

@@ -145,6 +145,7 @@ def test_bad_arguments():
     x = np.ones((4, 4), F)
     y = np.empty((4, 4), F)
     mask = np.empty(2, np.uint8)
+    bias = np.zeros(4, F)
 
     def call(**kw):
         a = dict(
@@ -197,8 +198,11 @@ def test_bad_arguments():
         dict(x=ffi.NULL),
         dict(y=fp(x)),
         dict(mask=ffi.cast("uint8_t *", y.ctypes.data)),
+        # the mask (written in the epilogue) on the bias (read by the GEMM)
+        dict(b=fp(bias), mask=ffi.cast("uint8_t *", bias.ctypes.data)),
     ]:
         assert call(**bad) == lib.PD_ERR_ARG, bad
+    assert call(b=fp(bias)) == lib.PD_OK
 
 
 # ---- backward -------------------------------------------------------------------
@@ -277,5 +281,8 @@ def test_backward_bad_arguments():
         dict(y=ffi.NULL),
         dict(dz=fp(y)),
         dict(db=ffi.cast("float *", dz.ctypes.data)),
+        # db is written while y and the mask are read
+        dict(db=ffi.cast("float *", y.ctypes.data)),
+        dict(db=ffi.cast("float *", mask.ctypes.data)),
     ]:
         assert call(**bad) == lib.PD_ERR_ARG, bad
