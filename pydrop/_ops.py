@@ -702,14 +702,17 @@ def linear_backward(
     out: np.ndarray | None = None,
     dz_out: np.ndarray | None = None,
     input_grad: bool = True,
+    accumulate: tuple[bool, bool] = (True, True),
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """Backward of :func:`linear`, given its inputs x, w, output y and mask.
 
     dz = act'(y) * dropout_backward(dy) and the bias gradient (column sums of dz,
     in row order) come from one pass; then dw = x.T @ dz and dx = dz @ w.T run on
     SGEMM. ``grad_w`` / ``grad_b``, when given, are accumulated into (``+=``), as
-    layers do; otherwise new arrays are returned. ``mask`` may be None only for
-    dropout == 0. ``input_grad=False`` skips dx (returned as None). Returns
+    layers do; otherwise new arrays are returned. ``accumulate=(False, ...)`` /
+    ``(..., False)`` overwrites ``grad_w`` / ``grad_b`` instead (what a cleared
+    gradient needs; the GEMM then never reads the old values). ``mask`` may be None
+    only for dropout == 0. ``input_grad=False`` skips dx (returned as None). Returns
     (dx, dw, db).
     """
     dy = _dense("dy", dy, ndim=2)
@@ -729,6 +732,12 @@ def linear_backward(
         mask = _mask_array("mask", mask, m * n)
     elif pf != 0.0:
         raise ValueError("mask is required when dropout > 0 (the forward's return_mask)")
+    if (
+        not isinstance(accumulate, tuple)
+        or len(accumulate) != 2
+        or not all(isinstance(a, bool) for a in accumulate)
+    ):
+        raise TypeError(f"accumulate must be a pair of bools, got {accumulate!r}")
     if grad_b is None:
         db = np.zeros(n, dtype=np.float32)
     else:
@@ -737,6 +746,8 @@ def linear_backward(
     dz = _out(dz_out, (m, n), {"y": y, "x": x, "w": w}, in_place=False, name="dz_out")
     if _overlap(dz, dy) and not _same_buffer(dz, dy):
         raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")
+    if grad_b is not None and not accumulate[1]:
+        db.fill(0.0)
     if dy.size:
         _check(
             lib.pd_linear_backward_f32(
@@ -752,7 +763,7 @@ def linear_backward(
             ),
             "linear_backward",
         )
-    beta = 0.0 if grad_w is None else 1.0
+    beta = 1.0 if grad_w is not None and accumulate[0] else 0.0
     _, _, dw, args_w = _sgemm_args(x.T, dz, grad_w, 1.0, beta, ("x.T", "dz", "grad_w"))
     dx, args_x = None, ()
     if input_grad:

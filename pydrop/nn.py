@@ -57,13 +57,29 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Parameter:
-    """A trainable float32 array and its gradient (same shape)."""
+    """A trainable float32 array and its gradient (same shape).
 
-    __slots__ = ("data", "grad")
+    ``zero_grad()`` clears the gradient lazily, as PyTorch's ``set_to_none`` does
+    without the None: the next backward pass writes it instead of adding to it (the
+    weight-gradient GEMM with beta = 0, no separate pass of zeros), and reading
+    ``grad`` before then fills it with zeros."""
+
+    __slots__ = ("data", "_grad", "_grad_cleared")
 
     def __init__(self, data: np.ndarray) -> None:
         self.data = np.ascontiguousarray(data, dtype=np.float32)
-        self.grad = np.zeros_like(self.data)
+        self._grad = np.zeros_like(self.data)
+        self._grad_cleared = False
+
+    @property
+    def grad(self) -> np.ndarray:
+        if self._grad_cleared:
+            self._grad.fill(0.0)
+            self._grad_cleared = False
+        return self._grad
+
+    def zero_grad(self) -> None:
+        self._grad_cleared = True
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -138,7 +154,7 @@ class Module:
 
     def zero_grad(self) -> None:
         for p in self.parameters():
-            p.grad.fill(0.0)
+            p.zero_grad()
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
@@ -327,20 +343,24 @@ class Dense(Module):
         # One pass for dZ = act'(Y) * dropout'(dY) and db += column sums of dZ, then
         # dW += X^T dZ and dX = dZ W^T on the GEMM kernel (transposes read in place).
         dX = self._rows("dx", n, self.weight.data.shape[0]) if self.input_grad else None
+        w, b = self.weight, self.bias
+        # after zero_grad() the gradients are overwritten, not added to
         dx, _, _ = linear_backward(
             dY,
             self._x,
-            self.weight.data,
+            w.data,
             self._y,
             self._mask,
             activation=self.activation,
             dropout=self._p,
-            grad_w=self.weight.grad,
-            grad_b=self.bias.grad,
+            grad_w=w._grad,
+            grad_b=b._grad,
             out=dX,
             dz_out=self._rows("dz", n, self.units),
             input_grad=self.input_grad,
+            accumulate=(not w._grad_cleared, not b._grad_cleared),
         )
+        w._grad_cleared = b._grad_cleared = False
         return dx
 
     def extra_repr(self) -> str:

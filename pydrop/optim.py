@@ -67,7 +67,7 @@ class SGD:
 
     def zero_grad(self) -> None:
         for p in self.params:
-            p.grad.fill(0.0)
+            p.zero_grad()
 
     def step(self) -> None:
         self._ensure_state()

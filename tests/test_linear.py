@@ -173,3 +173,29 @@ def test_backward_outputs_must_not_overlap(restore_threads, threads):
     )
     np.testing.assert_allclose(dx, dy @ w.T, rtol=1e-5)
     np.testing.assert_allclose(dw, x.T @ dy, rtol=1e-5)
+
+
+def test_backward_overwrites_gradients_when_not_accumulating():
+    """accumulate=(False, False): grad_w / grad_b are written, their NaN contents unread."""
+    x, w, b = operands(16, 8, 4, False)
+    dy = np.ones((16, 8), F)
+    y, mask = pydrop.linear(x, w, b, activation="relu", dropout=0.5, seed=1, return_mask=True)
+    _, dw, db = pydrop.linear_backward(dy, x, w, y, mask, activation="relu", dropout=0.5)
+    gw, gb = np.full_like(w, np.nan), np.full_like(b, np.nan)
+    _, dw2, db2 = pydrop.linear_backward(
+        dy,
+        x,
+        w,
+        y,
+        mask,
+        activation="relu",
+        dropout=0.5,
+        grad_w=gw,
+        grad_b=gb,
+        accumulate=(False, False),
+    )
+    assert dw2 is gw and db2 is gb
+    np.testing.assert_array_equal(gw, dw)
+    np.testing.assert_array_equal(gb, db)
+    with pytest.raises(TypeError, match="accumulate"):
+        pydrop.linear_backward(dy, x, w, y, mask, dropout=0.5, accumulate=False)

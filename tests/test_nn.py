@@ -472,3 +472,38 @@ def test_dense_matches_numpy_for_any_shape(n, d, units, seed):
     dz = np.where(ref > 0, dY, 0.0)
     np.testing.assert_allclose(dX, dz @ layer.weight.data.T.astype(np.float64), atol=1e-4)
     np.testing.assert_allclose(layer.weight.grad, X.T.astype(np.float64) @ dz, atol=1e-4)
+
+
+def test_zero_grad_is_lazy_and_backward_overwrites_then_accumulates():
+    """zero_grad() leaves the buffers alone: grad reads as zeros, and the next
+    backward writes the gradient (the old contents, NaN here, never leak in)."""
+    rng = np.random.default_rng(4)
+    X, dY = _rand(rng, 9, 7), _rand(rng, 9, 6)
+    layer = nn.Dense(6, activation="relu", in_units=7, seed=2)
+    layer.forward(X)
+    layer.backward(dY)
+    once = [layer.weight.grad.copy(), layer.bias.grad.copy()]
+    layer.backward(dY)  # no zero_grad: adds
+    np.testing.assert_allclose(layer.weight.grad, 2 * once[0], rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.grad, 2 * once[1], rtol=1e-6)
+
+    layer.weight._grad[...] = np.nan  # stale contents a cleared gradient must not read
+    layer.bias._grad[...] = np.nan
+    layer.zero_grad()
+    assert np.isnan(layer.weight._grad).all()  # zero_grad() wrote nothing
+    layer.backward(dY)
+    np.testing.assert_array_equal(layer.weight.grad, once[0])
+    np.testing.assert_array_equal(layer.bias.grad, once[1])
+
+    layer.zero_grad()
+    np.testing.assert_array_equal(layer.weight.grad, 0.0)  # reading fills the zeros
+    layer.backward(dY)
+    np.testing.assert_array_equal(layer.weight.grad, once[0])
+
+
+def test_optimizer_zero_grad_clears_lazily_too():
+    layer = nn.Dense(3, in_units=4, seed=0)
+    layer.weight.grad[...] = 1.0
+    SGD(layer.parameters(), lr=0.1).zero_grad()
+    np.testing.assert_array_equal(layer.weight.grad, 0.0)
+    np.testing.assert_array_equal(layer.bias.grad, 0.0)
