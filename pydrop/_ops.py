@@ -514,13 +514,15 @@ def _gemm_operand(name: str, a: object) -> tuple[np.ndarray, int, int]:
     )
 
 
-def _ptr(a: np.ndarray) -> Any:
-    """The address of a[0, 0]; the buffer protocol is fastest where it applies."""
-    if a.flags.c_contiguous:
-        return ffi.from_buffer("float[]", a)
-    if a.T.flags.c_contiguous:
-        return ffi.from_buffer("float[]", a.T)
-    return ffi.cast("float *", a.__array_interface__["data"][0])
+def _ptr(a: np.ndarray, trans: int = 0) -> Any:
+    """The address of a[0, 0] for an operand of _gemm_operand's layout `trans`. The
+    buffer protocol is fastest where it applies: on a dense row-major array, which a
+    is (trans = 0) or whose transpose it is (trans = 1); a slice takes the slow way."""
+    base = a.T if trans else a
+    try:
+        return ffi.from_buffer("float[]", base)
+    except (BufferError, ValueError):
+        return ffi.cast("float *", a.__array_interface__["data"][0])
 
 
 def _sgemm_args(
@@ -532,8 +534,8 @@ def _sgemm_args(
     names: tuple[str, str, str] = ("a", "b", "out"),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]]:
     """Validated (a, b, c, pd_sgemm arguments) for c = alpha * a @ b + beta * c.
-    The arguments are None when c is empty (nothing to compute). Overlap of c with
-    a or b is C's to reject."""
+    The arguments are () when c is empty (nothing to compute). Overlap of c with a
+    or b is C's to reject."""
     na, nb, nout = names
     a, trans_a, lda = _gemm_operand(na, a)
     b, trans_b, ldb = _gemm_operand(nb, b)
@@ -555,14 +557,16 @@ def _sgemm_args(
             raise ValueError(f"{nout} must have shape {(m, n)}, got {c.shape}")
         if not c.flags.writeable:
             raise ValueError(f"{nout} is read-only; help: pass a writable array or {nout}=None")
-        if c.size and not (c.strides[1] == 4 or n == 1):
-            raise ValueError(f"{nout} must have unit column stride, got strides {c.strides}")
-        if c.size and (c.strides[0] < 0 or c.strides[0] % 4 or (m > 1 and c.strides[0] // 4 < n)):
-            raise ValueError(f"{nout} rows must not overlap each other, got strides {c.strides}")
-    if c.size == 0:
+    if m == 0 or n == 0:
         return a, b, c, ()
-    ldc = max(c.strides[0] // 4 if m > 1 else n, n)
-    args = (trans_a, trans_b, m, n, k, alpha_f, _ptr(a), lda, _ptr(b), ldb, beta_f, _ptr(c), ldc)
+    s0, s1 = c.strides
+    if not (s1 == 4 or n == 1):
+        raise ValueError(f"{nout} must have unit column stride, got strides {c.strides}")
+    if s0 < 0 or s0 % 4 or (m > 1 and s0 // 4 < n):
+        raise ValueError(f"{nout} rows must not overlap each other, got strides {c.strides}")
+    ldc = max(s0 // 4 if m > 1 else n, n)
+    pa, pb, pc = _ptr(a, trans_a), _ptr(b, trans_b), _ptr(c)
+    args = (trans_a, trans_b, m, n, k, alpha_f, pa, lda, pb, ldb, beta_f, pc, ldc)
     return a, b, c, args
 
 
@@ -668,7 +672,7 @@ def linear(
             lib.pd_linear_forward_f32(
                 _ptr(x),
                 ldx,
-                _ptr(w),
+                _ptr(w, trans_w),
                 ldw,
                 trans_w,
                 ffi.NULL if b is None else _fbuf(b),
