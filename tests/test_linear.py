@@ -94,12 +94,16 @@ def test_backward_matches_unfused_and_float64(isa, act, p):
     assert (np.abs(db - z64.sum(axis=0)) <= m * eps * np.abs(z64).sum(axis=0)).all()
 
 
-def test_backward_accumulates_into_grads():
+@pytest.mark.parametrize("accumulate", [True, False])
+def test_backward_accumulates_into_grads_or_overwrites_them(accumulate):
+    """grad_w / grad_b are added to, or with accumulate=(False, False) written without
+    their old contents (NaN here) being read."""
     x, w, b = operands(16, 8, 4, False)
     dy = np.ones((16, 8), F)
     y, mask = pydrop.linear(x, w, b, activation="relu", dropout=0.5, seed=1, return_mask=True)
     _, dw, db = pydrop.linear_backward(dy, x, w, y, mask, activation="relu", dropout=0.5)
-    gw, gb = np.ones_like(w), np.ones_like(b)
+    old = 1.0 if accumulate else np.nan
+    gw, gb = np.full_like(w, old), np.full_like(b, old)
     dx, dw2, db2 = pydrop.linear_backward(
         dy,
         x,
@@ -111,10 +115,17 @@ def test_backward_accumulates_into_grads():
         grad_w=gw,
         grad_b=gb,
         input_grad=False,
+        accumulate=(accumulate, accumulate),
     )
     assert dx is None and dw2 is gw and db2 is gb
-    np.testing.assert_allclose(gw, 1 + dw, rtol=1e-6)
-    np.testing.assert_allclose(gb, 1 + db, rtol=1e-6)
+    if accumulate:
+        np.testing.assert_allclose(gw, 1 + dw, rtol=1e-6)
+        np.testing.assert_allclose(gb, 1 + db, rtol=1e-6)
+    else:
+        np.testing.assert_array_equal(gw, dw)
+        np.testing.assert_array_equal(gb, db)
+    with pytest.raises(TypeError, match="accumulate"):
+        pydrop.linear_backward(dy, x, w, y, mask, dropout=0.5, accumulate=False)
 
 
 @pytest.mark.parametrize(
@@ -173,29 +184,3 @@ def test_backward_outputs_must_not_overlap(restore_threads, threads):
     )
     np.testing.assert_allclose(dx, dy @ w.T, rtol=1e-5)
     np.testing.assert_allclose(dw, x.T @ dy, rtol=1e-5)
-
-
-def test_backward_overwrites_gradients_when_not_accumulating():
-    """accumulate=(False, False): grad_w / grad_b are written, their NaN contents unread."""
-    x, w, b = operands(16, 8, 4, False)
-    dy = np.ones((16, 8), F)
-    y, mask = pydrop.linear(x, w, b, activation="relu", dropout=0.5, seed=1, return_mask=True)
-    _, dw, db = pydrop.linear_backward(dy, x, w, y, mask, activation="relu", dropout=0.5)
-    gw, gb = np.full_like(w, np.nan), np.full_like(b, np.nan)
-    _, dw2, db2 = pydrop.linear_backward(
-        dy,
-        x,
-        w,
-        y,
-        mask,
-        activation="relu",
-        dropout=0.5,
-        grad_w=gw,
-        grad_b=gb,
-        accumulate=(False, False),
-    )
-    assert dw2 is gw and db2 is gb
-    np.testing.assert_array_equal(gw, dw)
-    np.testing.assert_array_equal(gb, db)
-    with pytest.raises(TypeError, match="accumulate"):
-        pydrop.linear_backward(dy, x, w, y, mask, dropout=0.5, accumulate=False)
