@@ -750,6 +750,17 @@ def linear_backward(
     dz = _out(dz_out, (m, n), {"y": y, "x": x, "w": w}, in_place=False, name="dz_out")
     if _overlap(dz, dy) and not _same_buffer(dz, dy):
         raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")
+    # both GEMMs' arguments are checked before anything is written
+    beta = 1.0 if grad_w is not None and accumulate[0] else 0.0
+    _, _, dw, args_w = _sgemm_args(x.T, dz, grad_w, 1.0, beta, ("x.T", "dz", "grad_w"))
+    dx, args_x = None, ()
+    if input_grad:
+        _, _, dx, args_x = _sgemm_args(dz, w.T, out, 1.0, 0.0, ("dz", "w.T", "out"))
+    outs = {"grad_w": dw} if dx is None else {"grad_w": dw, "out": dx}
+    for name, c in outs.items():
+        for other, arr in {"x": x, "dz": dz, "w": w, "grad_b": db, **outs}.items():
+            if other != name and _overlap(c, arr):
+                raise ValueError(f"{name} overlaps {other}")
     if grad_b is not None and not accumulate[1]:
         db.fill(0.0)
     if dy.size:
@@ -767,11 +778,6 @@ def linear_backward(
             ),
             "linear_backward",
         )
-    beta = 1.0 if grad_w is not None and accumulate[0] else 0.0
-    _, _, dw, args_w = _sgemm_args(x.T, dz, grad_w, 1.0, beta, ("x.T", "dz", "grad_w"))
-    dx, args_x = None, ()
-    if input_grad:
-        _, _, dx, args_x = _sgemm_args(dz, w.T, out, 1.0, 0.0, ("dz", "w.T", "out"))
     status = lib.PD_OK
     if args_w and args_x:
         # independent products: with two threads C runs them side by side
@@ -780,12 +786,6 @@ def linear_backward(
         )
     elif args_w or args_x:
         status = lib.pd_sgemm(*(args_w or args_x))
-    if status == lib.PD_ERR_ARG:
-        outs = {"grad_w": dw} if dx is None else {"grad_w": dw, "out": dx}
-        for name, c in outs.items():
-            for other, arr in {"x": x, "dz": dz, "w": w, **outs}.items():
-                if other != name and _overlap(c, arr):
-                    raise ValueError(f"{name} overlaps {other}")
     _check(status, "linear_backward")
     return dx, dw, db
 

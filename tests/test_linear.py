@@ -173,8 +173,10 @@ def test_backward_outputs_must_not_overlap(restore_threads, threads):
         pydrop.linear_backward(dy, x, w, y, grad_w=gw, out=dx)
     with pytest.raises(ValueError, match="out overlaps x"):
         pydrop.linear_backward(dy, x, w, y, out=x)
+    gb = np.ones(5, F)
     with pytest.raises(ValueError, match="grad_w overlaps w"):
-        pydrop.linear_backward(dy, x, w, y, grad_w=w)
+        pydrop.linear_backward(dy, x, w, y, grad_w=w, grad_b=gb)
+    np.testing.assert_array_equal(gb, 1.0)  # rejected before anything was written
     raw = np.zeros(64, np.uint8)  # the mask's 4 bytes, then grad_b's 20 over them
     y2 = pydrop.linear(x, w, b, dropout=0.5, seed=3, mask_out=raw[:4])
     with pytest.raises(ValueError, match="grad_b overlaps mask"):
