@@ -654,12 +654,12 @@ def linear(
     pf = _check_p(dropout, "dropout")
     stream_v = _check_int("stream", stream, _U32)
     counters = _explicit_counters(seed, step)
-    inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
-    y = _out(out, (m, n), inputs, in_place=False)
+    # Overlaps between y, the mask and the inputs are C's to reject (below).
+    y = _out(out, (m, n), {}, in_place=False)
     want_mask = return_mask or mask_out is not None
     mask = None
     if mask_out is not None:
-        mask = _mask_out(mask_out, m * n, {**inputs, "out": y})
+        mask = _mask_out(mask_out, m * n, {})
     elif want_mask or (training and pf > 0.0):
         mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
     p_eff = pf if training else 0.0
@@ -668,27 +668,31 @@ def linear(
     else:
         seed_v, step_v = counters if counters is not None else _default.draw()
     if y.size:
-        _check(
-            lib.pd_linear_forward_f32(
-                _ptr(x),
-                ldx,
-                _ptr(w, trans_w),
-                ldw,
-                trans_w,
-                ffi.NULL if b is None else _fbuf(b),
-                _fbuf(y),
-                ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
-                m,
-                n,
-                k,
-                act,
-                p_eff,
-                seed_v,
-                stream_v,
-                step_v,
-            ),
-            "linear",
+        status = lib.pd_linear_forward_f32(
+            _ptr(x),
+            ldx,
+            _ptr(w, trans_w),
+            ldw,
+            trans_w,
+            ffi.NULL if b is None else _fbuf(b),
+            _fbuf(y),
+            ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
+            m,
+            n,
+            k,
+            act,
+            p_eff,
+            seed_v,
+            stream_v,
+            step_v,
         )
+        if status == lib.PD_ERR_ARG:
+            # every other argument was checked above: name the overlap C found
+            inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
+            _out(y, (m, n), inputs, in_place=False)
+            if mask is not None:
+                _mask_out(mask, m * n, {**inputs, "out": y})
+        _check(status, "linear")
     return (y, mask) if return_mask else y  # type: ignore[return-value]
 
 
