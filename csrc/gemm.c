@@ -140,6 +140,10 @@ typedef struct gemm_job {
 
 static int64_t imin(int64_t x, int64_t y) { return x < y ? x : y; }
 
+static double gemm_flops(int64_t m, int64_t n, int64_t k) {
+    return 2.0 * (double)m * (double)n * (double)k;
+}
+
 /* Packed-B offset of chunk starting at pc, panel q. */
 static float *bpanel(const gemm_job *j, float *bbuf, int64_t pc, int64_t kc, int64_t q) {
     return bbuf + (pc - j->p0) * j->npan * j->g->nr + q * kc * j->g->nr;
@@ -403,10 +407,6 @@ pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64
     return st != PD_OK ? st : sgemm_checked(&g, pd_get_num_threads());
 }
 
-static double pair_flops(const pd_sgemm_args *g) {
-    return 2.0 * (double)g->m * (double)g->n * (double)g->k;
-}
-
 typedef struct pair_job {
     const pd_sgemm_args *g[2];
     pd_status st[2];
@@ -436,8 +436,8 @@ pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
         return PD_ERR_ARG;
     }
     /* Side by side only when each product is worth a thread of its own. */
-    if (pd_get_num_threads() != 2 || pair_flops(g0) < PD_GEMM_FLOPS_PER_TASK ||
-        pair_flops(g1) < PD_GEMM_FLOPS_PER_TASK) {
+    if (pd_get_num_threads() != 2 || gemm_flops(g0->m, g0->n, g0->k) < PD_GEMM_FLOPS_PER_TASK ||
+        gemm_flops(g1->m, g1->n, g1->k) < PD_GEMM_FLOPS_PER_TASK) {
         st = sgemm_checked(g0, pd_get_num_threads());
         return st != PD_OK ? st : sgemm_checked(g1, pd_get_num_threads());
     }
@@ -503,8 +503,7 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
     }
 
     int32_t threads = max_threads;
-    double flops = 2.0 * (double)m * (double)n * (double)k;
-    double by_work = flops / (double)PD_GEMM_FLOPS_PER_TASK;
+    double by_work = gemm_flops(m, n, k) / (double)PD_GEMM_FLOPS_PER_TASK;
     if (by_work < (double)threads) {
         threads = by_work < 1.0 ? 1 : (int32_t)by_work;
     }

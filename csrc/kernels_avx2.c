@@ -136,6 +136,24 @@ PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, u
     pd_philox_blocks_scalar(key, stream, step, first + (uint64_t)b, n - b, out + 4 * b);
 }
 
+/* Blocks b..b+4*nv-1 of drop_avx2 (all 8 elements of each exist); nv is a constant
+ * at every call, so the loops unroll into registers. */
+PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+drop_blocks(int nv, int64_t b, uint64_t first, const philox_plan *pl, __m256i tv, __m256 sv,
+            const float *x, float *y, uint8_t *mask) {
+    __m256i w[WIDE][4];
+    philox4(w, nv, (uint32_t)(first + (uint64_t)b), pl);
+    for (int v = 0; v < nv; v++) {
+        __m256i k01, k23;
+        keep4(w[v], tv, &k01, &k23);
+        if (mask != NULL) {
+            uint32_t bits = mask4(k01, k23);
+            memcpy(mask + b + 4 * v, &bits, 4);
+        }
+        apply4(k01, k23, x + 8 * (b + 4 * v), y + 8 * (b + 4 * v), sv);
+    }
+}
+
 /* Mask and apply in one pass: the element loads and stores overlap the Philox
  * arithmetic, and the keeps reach the floats without a round trip through bits. */
 PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
@@ -148,27 +166,10 @@ PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t stream, uin
     const int64_t full = n >> 3; /* blocks whose 8 elements all exist */
     int64_t b = 0;
     for (; b + 4 * WIDE <= full; b += 4 * WIDE) {
-        __m256i w[WIDE][4];
-        philox4(w, WIDE, (uint32_t)(first + (uint64_t)b), &pl);
-        for (int v = 0; v < WIDE; v++) {
-            __m256i k01, k23;
-            keep4(w[v], tv, &k01, &k23);
-            if (mask != NULL) {
-                uint32_t bits = mask4(k01, k23);
-                memcpy(mask + b + 4 * v, &bits, 4);
-            }
-            apply4(k01, k23, x + 8 * (b + 4 * v), y + 8 * (b + 4 * v), sv);
-        }
+        drop_blocks(WIDE, b, first, &pl, tv, sv, x, y, mask);
     }
     for (; b + 4 <= full; b += 4) {
-        __m256i w[1][4], k01, k23;
-        philox4(w, 1, (uint32_t)(first + (uint64_t)b), &pl);
-        keep4(w[0], tv, &k01, &k23);
-        if (mask != NULL) {
-            uint32_t bits = mask4(k01, k23);
-            memcpy(mask + b, &bits, 4);
-        }
-        apply4(k01, k23, x + 8 * b, y + 8 * b, sv);
+        drop_blocks(1, b, first, &pl, tv, sv, x, y, mask);
     }
     pd_drop_ref(key, stream, step, first + (uint64_t)b, x + 8 * b, y + 8 * b, n - 8 * b, t, s,
                 mask != NULL ? mask + b : NULL);

@@ -3,8 +3,8 @@
  * The GEMM's first k chunk accumulates onto the bias row (beta = 1, the micro-kernel
  * reading the bias where the unfused Dense reads a y pre-filled with it: the same
  * arithmetic, without writing y twice), and the driver calls after() once a block's
- * last chunk is stored, while the block is still in L1/L2: ReLU, then the Philox keep bits of its
- * elements (mask byte e / 8 of element e = i * n + j), then the scale. Every step is
+ * last chunk is stored, while the block is still in L1/L2: ReLU, then the Philox keep
+ * bits of its elements (mask byte e / 8 of element e = i * n + j), then the scale. Every step is
  * elementwise with the active ISA's kernels, so y and the mask are bit-identical to
  * the unfused sequence documented in pydrop.h, for any thread count. */
 #include <string.h>
@@ -189,16 +189,15 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
     }
     const int64_t total = m * n;
     size_t fbytes = (size_t)total * sizeof(float), mbytes = (size_t)((total + 7) >> 3);
+    size_t dbbytes = (size_t)n * sizeof(float);
     if (dy == NULL || dz == NULL || (act && y == NULL) || (mask == NULL && p != 0.0f)) {
         return PD_ERR_ARG;
     }
     if ((dz != dy && pd_overlaps(dz, fbytes, dy, fbytes)) ||
         pd_overlaps(dz, fbytes, mask, mbytes) ||
         (act && pd_overlaps(dz, fbytes, y, fbytes)) ||
-        pd_overlaps(db, (size_t)n * sizeof(float), dz, fbytes) ||
-        pd_overlaps(db, (size_t)n * sizeof(float), dy, fbytes) ||
-        pd_overlaps(db, (size_t)n * sizeof(float), mask, mbytes) ||
-        (act && pd_overlaps(db, (size_t)n * sizeof(float), y, fbytes))) {
+        pd_overlaps(db, dbbytes, dz, fbytes) || pd_overlaps(db, dbbytes, dy, fbytes) ||
+        pd_overlaps(db, dbbytes, mask, mbytes) || (act && pd_overlaps(db, dbbytes, y, fbytes))) {
         return PD_ERR_ARG;
     }
     linear_bwd_job j = {.kern = pd_active_kernels(), .dy = dy, .y = y, .mask = mask, .dz = dz,

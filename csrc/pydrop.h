@@ -102,8 +102,9 @@ typedef struct pd_sgemm_args {
 /* Two independent SGEMMs, each bit for bit what pd_sgemm(g[i]) computes. With two
  * threads and at least 2^19 flops each they run side by side, one thread each (the
  * backward pair dW = X^T dZ, dX = dZ W^T: less synchronisation than splitting each
- * over both threads); otherwise one after the other on all threads. Besides pd_sgemm's checks, neither
- * C may overlap the other's A, B or C (PD_ERR_ARG, nothing written). */
+ * over both threads); otherwise one after the other on all threads. Besides
+ * pd_sgemm's checks, neither C may overlap the other's A, B or C (PD_ERR_ARG,
+ * nothing written). */
 pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1);
 
 /* Fused Dense forward: y = dropout(act(x * op(w) + bias)), with the bias, ReLU and
