@@ -1,5 +1,5 @@
 /* AVX2+FMA kernels. Philox runs on 4 blocks per vector and 3 vectors at once, so
- * one iteration yields 12 mask bytes = 96 elements. */
+ * one dropout iteration yields 12 mask bytes = 96 elements. */
 #include "internal.h"
 
 #if PD_X86
@@ -18,7 +18,7 @@
  * in scalar code, and those rounds cost about half of a general one. */
 typedef struct {
     __m256i k0[10], k1[10]; /* the key schedule, broadcast (rounds 2..9 use it) */
-    __m256i c, d, e, l0;    /* round 0/1 constants, named as in philox4 */
+    __m256i c, d, e, l0k;   /* round 0/1 constants, named as in philox_head */
 } philox_plan;
 
 PD_TARGET_AVX2 static inline void plan_init(philox_plan *pl, const uint32_t key[2],
@@ -35,85 +35,55 @@ PD_TARGET_AVX2 static inline void plan_init(philox_plan *pl, const uint32_t key[
     uint64_t p1 = (uint64_t)PD_PHILOX_M1 * (uint32_t)step;
     uint32_t a = (uint32_t)(p1 >> 32) ^ stream ^ key[0], b = (uint32_t)p1;
     uint32_t c = (uint32_t)(step >> 32) ^ key[1];
-    /* round 1: c0 * M0 = a * M0 is the same for every block too */
+    /* round 1: c0 * M0 = a * M0 is the same for every block too; its lo is the c3
+     * that round 2 xors with its key */
     uint64_t p0 = (uint64_t)PD_PHILOX_M0 * a;
+    uint32_t k1_2 = key[1] + 2u * PD_PHILOX_W1;
     pl->c = _mm256_set1_epi32((int)c);
     pl->d = _mm256_set1_epi32((int)(b ^ (key[0] + PD_PHILOX_W0)));
     pl->e = _mm256_set1_epi32((int)((uint32_t)(p0 >> 32) ^ (key[1] + PD_PHILOX_W1)));
-    pl->l0 = _mm256_set1_epi32((int)(uint32_t)p0);
+    pl->l0k = _mm256_set1_epi32((int)((uint32_t)p0 ^ k1_2));
 }
 
-/* Vectors per main-loop iteration. One vector's rounds are a latency chain
+/* Vectors per dropout iteration. One vector's rounds are a latency chain
  * (multiply -> shift -> xor); three independent chains (12 blocks) hide it, and
  * more (4, 6, 8 measured on Zen 3) only add spills without running faster. */
 #define WIDE 3
 
-/* Philox4x32-10 for blocks first..first+4*nv-1: w[v][j] is word j of blocks
- * first+4v..first+4v+3. Called with a constant nv, so the loops unroll into
- * registers. */
+/* Rounds 0 and 1 of 4 blocks whose counter words c0 have the 64-bit products
+ * p = c0 * M0 (one per slot), leaving w in philox_rounds' form for round 2. */
 PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
-philox4(__m256i w[][4], int nv, uint32_t first, const philox_plan *pl) {
+philox_head(__m256i w[4], __m256i p, const philox_plan *pl) {
+    const __m256i m1 = _mm256_set1_epi32((int)PD_PHILOX_M1);
+    /* round 0: c2 = hi(c0 * M0) ^ c;  c3 = lo(c0 * M0)  (c0, c1 are constants) */
+    __m256i c2 = _mm256_xor_si256(_mm256_srli_epi64(p, 32), pl->c);
+    /* round 1: c0 = hi(c2 * M1) ^ d;  c1 = lo(c2 * M1);  c2 = c3 ^ e;  c3 = lo(a * M0) */
+    __m256i q = _mm256_mul_epu32(c2, m1);
+    w[0] = _mm256_xor_si256(_mm256_srli_epi64(q, 32), pl->d);
+    w[1] = _mm256_xor_si256(q, pl->k0[2]);
+    w[2] = _mm256_xor_si256(p, pl->e);
+    w[3] = pl->l0k;
+}
+
+/* Rounds r0..r1-1 (r1 <= 10) of nv vectors; constant nv, r0, r1 at every call, so
+ * the loops unroll into registers. Entering round r, w[v][1] and w[v][3] hold
+ * c1 ^ k0[r] and c3 ^ k1[r]: each key is applied as soon as its product exists, off
+ * the multiply -> shift -> xor chain. After round 9 they hold plain c1 and c3. */
+PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+philox_rounds(__m256i w[][4], int nv, int r0, int r1, const philox_plan *pl) {
     const __m256i m0 = _mm256_set1_epi32((int)PD_PHILOX_M0);
     const __m256i m1 = _mm256_set1_epi32((int)PD_PHILOX_M1);
-    for (int v = 0; v < nv; v++) {
-        __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)(first + 4u * (uint32_t)v)),
-                                      _mm256_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0));
-        /* round 0: c2 = hi(c0 * M0) ^ c;  c3 = lo(c0 * M0)  (c0, c1 are constants) */
-        __m256i p = _mm256_mul_epu32(c0, m0);
-        __m256i c2 = _mm256_xor_si256(_mm256_srli_epi64(p, 32), pl->c);
-        /* round 1: c0 = hi(c2 * M1) ^ d;  c1 = lo(c2 * M1);  c2 = c3 ^ e;  c3 = l0 */
-        __m256i q = _mm256_mul_epu32(c2, m1);
-        w[v][0] = _mm256_xor_si256(_mm256_srli_epi64(q, 32), pl->d);
-        w[v][1] = q;
-        w[v][2] = _mm256_xor_si256(p, pl->e);
-        w[v][3] = pl->l0;
-    }
 #pragma GCC unroll 8
-    for (int r = 2; r < 10; r++) {
+    for (int r = r0; r < r1; r++) {
         for (int v = 0; v < nv; v++) {
             /* p0 = hi0:lo0 = c0 * M0, p1 = hi1:lo1 = c2 * M1 (per 64-bit slot) */
             __m256i p0 = _mm256_mul_epu32(w[v][0], m0), p1 = _mm256_mul_epu32(w[v][2], m1);
             /* c0 = hi1 ^ c1 ^ k0;  c1 = lo1;  c2 = hi0 ^ c3 ^ k1;  c3 = lo0 */
-            w[v][0] = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), _mm256_xor_si256(w[v][1], pl->k0[r]));
-            w[v][2] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), _mm256_xor_si256(w[v][3], pl->k1[r]));
-            w[v][1] = p1;
-            w[v][3] = p0;
+            w[v][0] = _mm256_xor_si256(_mm256_srli_epi64(p1, 32), w[v][1]);
+            w[v][2] = _mm256_xor_si256(_mm256_srli_epi64(p0, 32), w[v][3]);
+            w[v][1] = r < 9 ? _mm256_xor_si256(p1, pl->k0[r + 1]) : p1;
+            w[v][3] = r < 9 ? _mm256_xor_si256(p0, pl->k1[r + 1]) : p0;
         }
-    }
-}
-
-/* Keep decisions of the 4 blocks in w[4] as 16-bit lanes (0xffff = keep): slot s of
- * k01 holds elements 0..3 of block s, slot s of k23 elements 4..7. u >= t is
- * max_epu16(u, t) == u (t < 2^16 here). */
-PD_TARGET_AVX2 static inline void keep4(const __m256i w[4], __m256i tv, __m256i *k01,
-                                        __m256i *k23) {
-    /* words 0 and 1 (2 and 3) of a block side by side in its 64-bit slot */
-    __m256i m01 = _mm256_blend_epi32(w[0], _mm256_slli_epi64(w[1], 32), 0xAA);
-    __m256i m23 = _mm256_blend_epi32(w[2], _mm256_slli_epi64(w[3], 32), 0xAA);
-    *k01 = _mm256_cmpeq_epi16(_mm256_max_epu16(m01, tv), m01);
-    *k23 = _mm256_cmpeq_epi16(_mm256_max_epu16(m23, tv), m23);
-}
-
-/* The 4 mask bytes of keep4's result: one 8-lane row per block, packed to bytes. */
-PD_TARGET_AVX2 static inline uint32_t mask4(__m256i k01, __m256i k23) {
-    __m256i rows = _mm256_packs_epi16(_mm256_unpacklo_epi64(k01, k23),
-                                      _mm256_unpackhi_epi64(k01, k23));
-    return (uint32_t)_mm256_movemask_epi8(rows);
-}
-
-/* y = keep ? x * s : +0.0 for the 32 elements of keep4's 4 blocks. */
-PD_TARGET_AVX2 static inline void apply4(__m256i k01, __m256i k23, const float *x, float *y,
-                                         __m256 sv) {
-    /* 16-bit keeps widened to 32-bit lanes: lo* hold blocks 0 | 2, hi* blocks 1 | 3 */
-    __m256i lo01 = _mm256_unpacklo_epi16(k01, k01), hi01 = _mm256_unpackhi_epi16(k01, k01);
-    __m256i lo23 = _mm256_unpacklo_epi16(k23, k23), hi23 = _mm256_unpackhi_epi16(k23, k23);
-    __m256i keep[4] = {_mm256_permute2x128_si256(lo01, lo23, 0x20),
-                       _mm256_permute2x128_si256(hi01, hi23, 0x20),
-                       _mm256_permute2x128_si256(lo01, lo23, 0x31),
-                       _mm256_permute2x128_si256(hi01, hi23, 0x31)};
-    for (int s = 0; s < 4; s++) {
-        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + 8 * s), sv);
-        _mm256_storeu_ps(y + 8 * s, _mm256_and_ps(v, _mm256_castsi256_ps(keep[s])));
     }
 }
 
@@ -121,10 +91,14 @@ PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, u
                                        uint64_t first, int64_t n, uint32_t *out) {
     philox_plan pl;
     plan_init(&pl, key, stream, step);
+    const __m256i m0 = _mm256_set1_epi32((int)PD_PHILOX_M0);
     int64_t b = 0;
     for (; b + 4 <= n; b += 4) {
+        __m256i c0 = _mm256_add_epi32(_mm256_set1_epi32((int)(uint32_t)(first + (uint64_t)b)),
+                                      _mm256_setr_epi32(0, 0, 1, 0, 2, 0, 3, 0));
         __m256i w[1][4];
-        philox4(w, 1, (uint32_t)(first + (uint64_t)b), &pl);
+        philox_head(w[0], _mm256_mul_epu32(c0, m0), &pl);
+        philox_rounds(w, 1, 2, 10, &pl);
         for (int j = 0; j < 4; j++) {
             uint32_t lanes[8];
             _mm256_storeu_si256((__m256i *)lanes, w[0][j]);
@@ -136,40 +110,100 @@ PD_TARGET_AVX2 static void philox_avx2(const uint32_t key[2], uint32_t stream, u
     pd_philox_blocks_scalar(key, stream, step, first + (uint64_t)b, n - b, out + 4 * b);
 }
 
-/* Blocks b..b+4*nv-1 of drop_avx2 (all 8 elements of each exist); nv is a constant
- * at every call, so the loops unroll into registers. */
+/* Dropout constants beyond the Philox plan. */
+typedef struct {
+    __m256i off[WIDE]; /* (4v + s) * M0 in slot s of vector v (64-bit) */
+    __m256i bias;      /* 0x8000 in every 16-bit lane */
+    __m256i tb;        /* t ^ 0x8000 in every 16-bit lane */
+    __m256 s;          /* the keep scale */
+} drop_plan;
+
+/* Blocks b..b+4*nv-1 of drop_avx2 (all 8 elements of each exist), whose counters
+ * have the products pb + off[v] (pb = (first + b) * M0 per slot).
+ *
+ * Round 9 writes each block's words 0 and 1 into one 64-bit slot, c1 low and c0
+ * high (so 16-bit lanes hold elements 2, 3, 0, 1), and xors 0x8000 into every
+ * 16-bit value: both ride on xors the round does anyway. Then u < t, the drop
+ * rule, is one signed 16-bit compare (u ^ 0x8000 < t ^ 0x8000; t < 65536). */
 PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
-drop_blocks(int nv, int64_t b, uint64_t first, const philox_plan *pl, __m256i tv, __m256 sv,
+drop_blocks(int nv, int64_t b, __m256i pb, const philox_plan *pl, const drop_plan *dp,
             const float *x, float *y, uint8_t *mask) {
+    const __m256i m0 = _mm256_set1_epi32((int)PD_PHILOX_M0);
+    const __m256i m1 = _mm256_set1_epi32((int)PD_PHILOX_M1);
     __m256i w[WIDE][4];
-    philox4(w, nv, (uint32_t)(first + (uint64_t)b), pl);
     for (int v = 0; v < nv; v++) {
-        __m256i k01, k23;
-        keep4(w[v], tv, &k01, &k23);
+        philox_head(w[v], _mm256_add_epi64(pb, dp->off[v]), pl);
+    }
+    philox_rounds(w, nv, 2, 9, pl);
+    __m256i x01[WIDE], x23[WIDE];
+    for (int v = 0; v < nv; v++) {
+        __m256i p0 = _mm256_mul_epu32(w[v][0], m0), p1 = _mm256_mul_epu32(w[v][2], m1);
+        /* lo1 | hi1 ^ (c1 ^ k0): words 1 | 0; lo0 | hi0 ^ (c3 ^ k1): words 3 | 2 */
+        x01[v] = _mm256_xor_si256(p1, _mm256_xor_si256(_mm256_slli_epi64(w[v][1], 32), dp->bias));
+        x23[v] = _mm256_xor_si256(p0, _mm256_xor_si256(_mm256_slli_epi64(w[v][3], 32), dp->bias));
+    }
+    /* Per 128-bit lane: the 32-bit drop masks of elements 0..3 of a lane's first
+     * block (from 16-bit lanes 2, 3, 0, 1); plus 8 for its second block. */
+    const __m256i first_block = _mm256_setr_epi8(4, 5, 4, 5, 6, 7, 6, 7, 0, 1, 0, 1, 2, 3, 2, 3,
+                                                 4, 5, 4, 5, 6, 7, 6, 7, 0, 1, 0, 1, 2, 3, 2, 3);
+    const __m256i second_block = _mm256_add_epi8(first_block, _mm256_set1_epi8(8));
+    for (int v = 0; v < nv; v++) {
+        __m256i d01 = _mm256_cmpgt_epi16(dp->tb, x01[v]), d23 = _mm256_cmpgt_epi16(dp->tb, x23[v]);
+        /* blocks 0, 1 (and 2, 3): elements 0..3 in the low lane, 4..7 in the high */
+        __m256i b01 = _mm256_permute2x128_si256(d01, d23, 0x20);
+        __m256i b23 = _mm256_permute2x128_si256(d01, d23, 0x31);
+        __m256i drop[4] = {_mm256_shuffle_epi8(b01, first_block),
+                           _mm256_shuffle_epi8(b01, second_block),
+                           _mm256_shuffle_epi8(b23, first_block),
+                           _mm256_shuffle_epi8(b23, second_block)};
+        const float *xv = x + 8 * (b + 4 * v);
+        float *yv = y + 8 * (b + 4 * v);
+        for (int s = 0; s < 4; s++) {
+            /* y = keep ? x * s : +0.0 */
+            __m256 u = _mm256_mul_ps(_mm256_loadu_ps(xv + 8 * s), dp->s);
+            _mm256_storeu_ps(yv + 8 * s, _mm256_andnot_ps(_mm256_castsi256_ps(drop[s]), u));
+        }
         if (mask != NULL) {
-            uint32_t bits = mask4(k01, k23);
+            /* bytes: elements 0..3 of blocks 0..3 in the low lane, 4..7 in the high;
+             * the dword permute puts each block's 8 together */
+            __m256i e = _mm256_packs_epi16(_mm256_packs_epi32(drop[0], drop[1]),
+                                           _mm256_packs_epi32(drop[2], drop[3]));
+            e = _mm256_permutevar8x32_epi32(e, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+            uint32_t bits = ~(uint32_t)_mm256_movemask_epi8(e);
             memcpy(mask + b + 4 * v, &bits, 4);
         }
-        apply4(k01, k23, x + 8 * (b + 4 * v), y + 8 * (b + 4 * v), sv);
     }
 }
 
 /* Mask and apply in one pass: the element loads and stores overlap the Philox
  * arithmetic, and the keeps reach the floats without a round trip through bits. */
-PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t stream, uint64_t step,
-                                     uint64_t first, const float *x, float *y, int64_t n,
-                                     uint32_t t, float s, uint8_t *mask) {
+PD_SCHEDULE PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t stream,
+                                                 uint64_t step, uint64_t first, const float *x,
+                                                 float *y, int64_t n, uint32_t t, float s,
+                                                 uint8_t *mask) {
     philox_plan pl;
     plan_init(&pl, key, stream, step);
-    const __m256i tv = _mm256_set1_epi16((short)t);
-    const __m256 sv = _mm256_set1_ps(s);
-    const int64_t full = n >> 3; /* blocks whose 8 elements all exist */
+    drop_plan dp = {.bias = _mm256_set1_epi16((short)0x8000),
+                    .tb = _mm256_set1_epi16((short)(t ^ 0x8000u)),
+                    .s = _mm256_set1_ps(s)};
+    for (int v = 0; v < WIDE; v++) {
+        uint64_t c = 4u * (uint64_t)v;
+        dp.off[v] = _mm256_setr_epi64x(
+            (long long)(c * PD_PHILOX_M0), (long long)((c + 1) * PD_PHILOX_M0),
+            (long long)((c + 2) * PD_PHILOX_M0), (long long)((c + 3) * PD_PHILOX_M0));
+    }
+    /* Blocks whose 8 elements all exist. Their counters stay below 2^32 (see
+     * pd_kernels.drop), so the 64-bit products pb + off[v] are exact. */
+    const int64_t full = n >> 3;
+    __m256i pb = _mm256_set1_epi64x((long long)(first * PD_PHILOX_M0));
     int64_t b = 0;
     for (; b + 4 * WIDE <= full; b += 4 * WIDE) {
-        drop_blocks(WIDE, b, first, &pl, tv, sv, x, y, mask);
+        drop_blocks(WIDE, b, pb, &pl, &dp, x, y, mask);
+        pb = _mm256_add_epi64(pb, _mm256_set1_epi64x((long long)(4 * WIDE * (uint64_t)PD_PHILOX_M0)));
     }
     for (; b + 4 <= full; b += 4) {
-        drop_blocks(1, b, first, &pl, tv, sv, x, y, mask);
+        drop_blocks(1, b, pb, &pl, &dp, x, y, mask);
+        pb = _mm256_add_epi64(pb, _mm256_set1_epi64x((long long)(4 * (uint64_t)PD_PHILOX_M0)));
     }
     pd_drop_ref(key, stream, step, first + (uint64_t)b, x + 8 * b, y + 8 * b, n - 8 * b, t, s,
                 mask != NULL ? mask + b : NULL);

@@ -50,6 +50,31 @@ def test_dropout_forward_backward_match_scalar(simd, n, p):
     np.testing.assert_array_equal(bits(dx1), bits(dx0))
 
 
+# Keep thresholds t = round(p * 65536) at the edges of the SIMD compares: 0 (p > 0
+# but below 2^-17: everything kept), 1, either side of 2^15, and 65535; over 2^20
+# elements, so that t = 1 and t = 65535 each see a few of their rare outcomes.
+EDGE_P = [1e-7, 2.0**-16, 32767 / 65536, 32769 / 65536, 65535 / 65536]
+
+
+@pytest.mark.parametrize("simd", SIMD)
+@pytest.mark.parametrize("p", EDGE_P)
+def test_dropout_threshold_edges_match_scalar(simd, p):
+    x = special_values(2**20 + 3, 7)
+
+    def run():
+        return pydrop.dropout(x, p, seed=99, step=5, return_mask=True)
+
+    y0, m0 = on("scalar", run)
+    y1, m1 = on(simd, run)
+    np.testing.assert_array_equal(m1, m0)
+    np.testing.assert_array_equal(bits(y1), bits(y0))
+    kept = np.unpackbits(m0, bitorder="little")[: x.size].mean()
+    if p < 2.0**-17:
+        assert kept == 1.0
+    else:
+        assert 0.0 < kept < 1.0
+
+
 @pytest.mark.parametrize("simd", SIMD)
 @pytest.mark.parametrize("n", SIZES)
 def test_relu_matches_scalar(simd, n):
