@@ -418,14 +418,17 @@ static void pair_task(void *ctx, int32_t t, int32_t n_tasks) {
     p->st[t] = sgemm_checked(p->g[t], 1);
 }
 
-pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
-    if (g0 == NULL || g1 == NULL) {
+size_t pd_sgemm_c_bytes(const pd_sgemm_args *g) { return span_c(g); }
+
+pd_status pd_sgemm_pair_check(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
+    if (g0 == NULL) {
         return PD_ERR_ARG;
     }
     pd_status st = sgemm_check(g0);
-    if (st == PD_OK) {
-        st = sgemm_check(g1);
+    if (st != PD_OK || g1 == NULL) {
+        return st;
     }
+    st = sgemm_check(g1);
     if (st != PD_OK) {
         return st;
     }
@@ -434,6 +437,17 @@ pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
         pd_overlaps(g0->c, c0, g1->b, span_b(g1)) || pd_overlaps(g1->c, c1, g0->a, span_a(g0)) ||
         pd_overlaps(g1->c, c1, g0->b, span_b(g0))) {
         return PD_ERR_ARG;
+    }
+    return PD_OK;
+}
+
+pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
+    if (g0 == NULL || g1 == NULL) {
+        return PD_ERR_ARG;
+    }
+    pd_status st = pd_sgemm_pair_check(g0, g1);
+    if (st != PD_OK) {
+        return st;
     }
     /* Side by side only when each product is worth a thread of its own. */
     if (pd_get_num_threads() != 2 || gemm_flops(g0->m, g0->n, g0->k) < PD_GEMM_FLOPS_PER_TASK ||

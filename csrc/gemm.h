@@ -78,6 +78,12 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
                       float beta, float *c, int64_t ldc, const pd_gemm_epilogue *ep,
                       int32_t max_threads);
 
+/* pd_sgemm_pair's checks, or pd_sgemm's alone when g1 is NULL. */
+pd_status pd_sgemm_pair_check(const pd_sgemm_args *g0, const pd_sgemm_args *g1);
+
+/* The bytes g writes: its C's span (0 for an empty C). */
+size_t pd_sgemm_c_bytes(const pd_sgemm_args *g);
+
 /* Largest micro-tile of any row (sizes the edge scratch tile). */
 #define PD_GEMM_MAX_MR 16
 #define PD_GEMM_MAX_NR 32

@@ -176,8 +176,9 @@ static void bwd_task(void *ctx, int32_t t, int32_t n_tasks) {
     }
 }
 
-pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const float *y, float *dz,
-                                 float *db, int64_t m, int64_t n, int32_t act, float p) {
+/* The elementwise part's checks (m == 0 or n == 0 pass: nothing to do). */
+static pd_status bwd_check(const float *dy, const uint8_t *mask, const float *y, const float *dz,
+                           const float *db, int64_t m, int64_t n, int32_t act, float p) {
     if (m < 0 || n < 0 || (act != 0 && act != 1) || !(p >= 0.0f && p <= 1.0f)) {
         return PD_ERR_ARG;
     }
@@ -200,6 +201,21 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
         pd_overlaps(db, dbbytes, mask, mbytes) || (act && pd_overlaps(db, dbbytes, y, fbytes))) {
         return PD_ERR_ARG;
     }
+    return PD_OK;
+}
+
+/* Whether the C that g writes shares a byte with [p, p + bytes). */
+static int gemm_writes(const pd_sgemm_args *g, const void *p, size_t bytes) {
+    return g != NULL && pd_overlaps(g->c, pd_sgemm_c_bytes(g), p, bytes);
+}
+
+/* The elementwise part after bwd_check. */
+static pd_status bwd_run(const float *dy, const uint8_t *mask, const float *y, float *dz,
+                         float *db, int64_t m, int64_t n, int32_t act, float p) {
+    if (m == 0 || n == 0) {
+        return PD_OK;
+    }
+    const int64_t total = m * n;
     linear_bwd_job j = {.kern = pd_active_kernels(), .dy = dy, .y = y, .mask = mask, .dz = dz,
                         .db = db, .m = m, .n = n, .act = act,
                         .s = pd_keep_scale(p)};
@@ -207,7 +223,7 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
         /* rows do not start on mask bytes: whole-array passes, then the column sums */
         pd_status st = mask != NULL ? pd_dropout_backward_f32(dy, mask, dz, total, p) : PD_OK;
         if (st == PD_OK && mask == NULL && dz != dy) {
-            memcpy(dz, dy, fbytes);
+            memcpy(dz, dy, (size_t)total * sizeof(float));
         }
         if (st == PD_OK && act) {
             st = pd_relu_backward_f32(dz, y, dz, total);
@@ -233,4 +249,48 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
         st = PD_OK;
     }
     return st;
+}
+
+pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const float *y, float *dz,
+                                 float *db, int32_t db_accumulate, int64_t m, int64_t n,
+                                 int32_t act, float p, const pd_sgemm_args *gw,
+                                 const pd_sgemm_args *gx) {
+    pd_status st = bwd_check(dy, mask, y, dz, db, m, n, act, p);
+    if (st != PD_OK) {
+        return st;
+    }
+    if (db_accumulate != 0 && db_accumulate != 1) {
+        return PD_ERR_ARG;
+    }
+    /* Both GEMMs are checked before the elementwise part writes anything. */
+    const pd_sgemm_args *g0 = gw != NULL ? gw : gx, *g1 = gw != NULL ? gx : NULL;
+    if (g0 != NULL) {
+        size_t total = m > 0 && n > 0 ? (size_t)(m * n) : 0;
+        size_t fbytes = total * sizeof(float), mbytes = (total + 7) >> 3;
+        size_t dbbytes = (size_t)(n > 0 ? n : 0) * sizeof(float);
+        st = pd_sgemm_pair_check(g0, g1);
+        for (int i = 0; i < 2 && st == PD_OK; i++) {
+            const pd_sgemm_args *g = i == 0 ? g0 : g1;
+            if (gemm_writes(g, dy, fbytes) || gemm_writes(g, dz, fbytes) ||
+                gemm_writes(g, mask, mbytes) || gemm_writes(g, db, dbbytes) ||
+                (act && gemm_writes(g, y, fbytes))) {
+                st = PD_ERR_ARG;
+            }
+        }
+        if (st != PD_OK) {
+            return st;
+        }
+    }
+    if (db != NULL && !db_accumulate && n > 0) {
+        memset(db, 0, (size_t)n * sizeof(float));
+    }
+    st = bwd_run(dy, mask, y, dz, db, m, n, act, p);
+    if (st != PD_OK || g0 == NULL) {
+        return st;
+    }
+    if (g1 != NULL) {
+        return pd_sgemm_pair(g0, g1);
+    }
+    return pd_sgemm(g0->trans_a, g0->trans_b, g0->m, g0->n, g0->k, g0->alpha, g0->a, g0->lda,
+                    g0->b, g0->ldb, g0->beta, g0->c, g0->ldc);
 }

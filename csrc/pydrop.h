@@ -122,16 +122,23 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
                                 int32_t trans_w, const float *bias, float *y, uint8_t *mask,
                                 int64_t m, int64_t n, int64_t k, int32_t act, float p,
                                 uint64_t seed, uint32_t stream, uint64_t step);
-/* Fused Dense backward, elementwise part, one pass: for y the forward output of
- * pd_linear_forward_f32 (same m, n, act, p and mask),
+
+/* Fused Dense backward. First the elementwise part, one pass: for y the forward
+ * output of pd_linear_forward_f32 (same m, n, act, p and mask),
  *   dz = act ? relu'(y) (*) dropout_backward(dy) : dropout_backward(dy)
  * bit for bit as pd_dropout_backward_f32(dy, mask, dz, m * n, p) followed, if act, by
  * pd_relu_backward_f32(dz, y, dz, m * n) (mask NULL only when p == 0: then the first
  * step is a copy). If db is not NULL, db[j] += dz[0][j] + dz[1][j] + ... summed in row
- * order in float32 (the same for any thread count). dz may equal dy; no other overlap.
- * The weight and input gradients are then two SGEMMs on dz (pd_sgemm_pair). */
+ * order in float32 (the same for any thread count), after db is zero-filled when
+ * db_accumulate is 0. dz may equal dy; no other overlap. Then the weight and input
+ * gradients, two SGEMMs on dz: gw and gx as pd_sgemm_pair(gw, gx), or pd_sgemm on
+ * whichever is not NULL (both NULL: none). Every check comes first (PD_ERR_ARG,
+ * nothing written): those of both parts, and neither GEMM's C may overlap dy, dz,
+ * y, the mask or db. */
 pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const float *y, float *dz,
-                                 float *db, int64_t m, int64_t n, int32_t act, float p);
+                                 float *db, int32_t db_accumulate, int64_t m, int64_t n,
+                                 int32_t act, float p, const pd_sgemm_args *gw,
+                                 const pd_sgemm_args *gx);
 
 /* Softmax cross-entropy forward over n rows of c logits z (labels y). Per row i,
  * in float32: m_i = max_j z_ij, e_ij = exp(z_ij - m_i), s_i = e_i0 + e_i1 + ... in

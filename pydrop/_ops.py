@@ -260,6 +260,28 @@ def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
     )
 
 
+def _out_array(name: str, out: object, shape: tuple[int, ...]) -> np.ndarray:
+    """A caller's output array: dense float32 of `shape`, writable."""
+    out = _dense(name, out)
+    if out.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only; help: pass a writable array or {name}=None")
+    return out
+
+
+def _check_overlaps(
+    name: str, out: np.ndarray, inputs: dict[str, np.ndarray], in_place: bool
+) -> None:
+    """Raise if out overlaps an input (`in_place` allows it to be exactly one)."""
+    for other, arr in inputs.items():
+        if _overlap(out, arr) and not (in_place and _same_buffer(out, arr)):
+            raise ValueError(
+                f"{name} overlaps {other}"
+                + (f"; only exact in-place ({name}={other}) is allowed" if in_place else "")
+            )
+
+
 def _out(
     out: object,
     shape: tuple[int, ...],
@@ -271,17 +293,8 @@ def _out(
     exactly one of the inputs."""
     if out is None:
         return np.empty(shape, dtype=np.float32)
-    out = _dense(name, out)
-    if out.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {out.shape}")
-    if not out.flags.writeable:
-        raise ValueError(f"{name} is read-only; help: pass a writable array or {name}=None")
-    for other, arr in inputs.items():
-        if _overlap(out, arr) and not (in_place and _same_buffer(out, arr)):
-            raise ValueError(
-                f"{name} overlaps {other}"
-                + (f"; only exact in-place ({name}={other}) is allowed" if in_place else "")
-            )
+    out = _out_array(name, out, shape)
+    _check_overlaps(name, out, inputs, in_place)
     return out
 
 
@@ -525,6 +538,60 @@ def _ptr(a: np.ndarray, trans: int = 0) -> Any:
         return ffi.cast("float *", a.__array_interface__["data"][0])
 
 
+def _dense_or_t(a: np.ndarray) -> tuple[int, int, Any] | None:
+    """(trans, ld, pointer) of a 2-D float32 array that is C-contiguous (trans 0) or
+    the transpose of one (trans 1), or None for any other layout."""
+    flags = a.flags
+    if not flags.aligned:
+        return None
+    if flags.c_contiguous:
+        return 0, a.shape[1], ffi.from_buffer("float[]", a)
+    if flags.f_contiguous:
+        return 1, a.shape[0], ffi.from_buffer("float[]", a.T)
+    return None
+
+
+def _sgemm_fast(
+    a: object, b: object, out: object, alpha: object, beta: object
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]] | None:
+    """_sgemm_args for the common call, in fewer Python steps: non-empty float32
+    operands, each C-contiguous or a transposed one, out None (beta 0) or a writable
+    C-contiguous float32 array of the right shape, alpha and beta floats. None sends
+    every other call through the full checks (and their error messages)."""
+    if not (
+        type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and type(alpha) is float
+        and type(beta) is float
+        and a.dtype is _F32
+        and b.dtype is _F32
+        and a.ndim == 2
+        and b.ndim == 2
+    ):
+        return None
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2 or not (m and n and k):
+        return None
+    if out is None:
+        if beta != 0.0:
+            return None
+        c = np.empty((m, n), dtype=np.float32)
+    else:
+        c = out  # type: ignore[assignment]
+        if not (type(c) is np.ndarray and c.dtype is _F32 and c.shape == (m, n)):
+            return None
+        flags = c.flags
+        if not (flags.c_contiguous and flags.writeable and flags.aligned):
+            return None
+    la, lb = _dense_or_t(a), _dense_or_t(b)
+    if la is None or lb is None:
+        return None
+    pc = ffi.from_buffer("float[]", c)
+    args = (la[0], lb[0], m, n, k, alpha, la[2], la[1], lb[2], lb[1], beta, pc, n)
+    return a, b, c, args
+
+
 def _sgemm_args(
     a: object,
     b: object,
@@ -536,6 +603,9 @@ def _sgemm_args(
     """Validated (a, b, c, pd_sgemm arguments) for c = alpha * a @ b + beta * c.
     The arguments are () when c is empty (nothing to compute). Overlap of c with a
     or b is C's to reject."""
+    fast = _sgemm_fast(a, b, out, alpha, beta)
+    if fast is not None:
+        return fast
     na, nb, nout = names
     a, trans_a, lda = _gemm_operand(na, a)
     b, trans_b, ldb = _gemm_operand(nb, b)
@@ -585,6 +655,8 @@ def matmul(
     if not args:
         return c
     status = lib.pd_sgemm(*args)
+    if not status:
+        return c
     # C makes the overlap test (it must not trust the caller anyway); with every
     # other argument checked above, a rejection here is an overlap.
     if status == lib.PD_ERR_ARG:
@@ -746,50 +818,45 @@ def linear_backward(
         or not all(isinstance(a, bool) for a in accumulate)
     ):
         raise TypeError(f"accumulate must be a pair of bools, got {accumulate!r}")
-    if grad_b is None:
-        db = np.zeros(n, dtype=np.float32)
-    else:
-        reads = {"dy": dy, "y": y} if mask is None else {"dy": dy, "y": y, "mask": mask}
-        db = _out(grad_b, (n,), reads, in_place=False, name="grad_b")
-    dz = _out(dz_out, (m, n), {"y": y, "x": x, "w": w}, in_place=False, name="dz_out")
-    if _overlap(dz, dy) and not _same_buffer(dz, dy):
-        raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")
-    # both GEMMs' arguments are checked before anything is written
+    # (a new db is zero-filled by C: db_accumulate is 0 for it)
+    db = np.empty(n, dtype=np.float32) if grad_b is None else _out_array("grad_b", grad_b, (n,))
+    dz = (
+        np.empty((m, n), dtype=np.float32)
+        if dz_out is None
+        else _out_array("dz_out", dz_out, (m, n))
+    )
     beta = 1.0 if grad_w is not None and accumulate[0] else 0.0
     _, _, dw, args_w = _sgemm_args(x.T, dz, grad_w, 1.0, beta, ("x.T", "dz", "grad_w"))
     dx, args_x = None, ()
     if input_grad:
         _, _, dx, args_x = _sgemm_args(dz, w.T, out, 1.0, 0.0, ("dz", "w.T", "out"))
-    outs = {"grad_w": dw} if dx is None else {"grad_w": dw, "out": dx}
-    for name, c in outs.items():
-        for other, arr in {"x": x, "dz": dz, "w": w, "grad_b": db, **outs}.items():
-            if other != name and _overlap(c, arr):
-                raise ValueError(f"{name} overlaps {other}")
-    if grad_b is not None and not accumulate[1]:
-        db.fill(0.0)
-    if dy.size:
-        _check(
-            lib.pd_linear_backward_f32(
-                _fbuf(dy),
-                ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
-                _fbuf(y),
-                _fbuf(dz),
-                _fbuf(db),
-                m,
-                n,
-                act,
-                pf,
-            ),
-            "linear_backward",
-        )
-    status = lib.PD_OK
-    if args_w and args_x:
-        # independent products: with two threads C runs them side by side
-        status = lib.pd_sgemm_pair(
-            ffi.new("pd_sgemm_args *", args_w), ffi.new("pd_sgemm_args *", args_x)
-        )
-    elif args_w or args_x:
-        status = lib.pd_sgemm(*(args_w or args_x))
+    # C checks every overlap before it writes anything; the slow checks below only
+    # name the offending pair when it rejects the call.
+    status = lib.pd_linear_backward_f32(
+        _fbuf(dy),
+        ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
+        _fbuf(y),
+        _fbuf(dz),
+        _fbuf(db),
+        int(grad_b is not None and accumulate[1]),
+        m,
+        n,
+        act,
+        pf,
+        ffi.new("pd_sgemm_args *", args_w) if args_w else ffi.NULL,
+        ffi.new("pd_sgemm_args *", args_x) if args_x else ffi.NULL,
+    )
+    if status == lib.PD_ERR_ARG:
+        reads = {"dy": dy, "y": y} if mask is None else {"dy": dy, "y": y, "mask": mask}
+        _check_overlaps("grad_b", db, reads, in_place=False)
+        _check_overlaps("dz_out", dz, {"y": y, "x": x, "w": w}, in_place=False)
+        if _overlap(dz, dy) and not _same_buffer(dz, dy):
+            raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")
+        outs = {"grad_w": dw} if dx is None else {"grad_w": dw, "out": dx}
+        for name, c in outs.items():
+            for other, arr in {"x": x, "dz": dz, "w": w, "grad_b": db, **reads, **outs}.items():
+                if other != name and _overlap(c, arr):
+                    raise ValueError(f"{name} overlaps {other}")
     _check(status, "linear_backward")
     return dx, dw, db
 

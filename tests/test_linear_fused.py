@@ -212,7 +212,9 @@ def backward_fused(dy, mask, y, m, n, act, p, db0, in_place=False):
     dz = dy.copy() if in_place else np.full((m, n), np.nan, F)
     src = dz if in_place else dy
     db = None if db0 is None else db0.copy()
-    st = lib.pd_linear_backward_f32(fp(src), u8(mask), fp(y), fp(dz), fp(db), m, n, act, p)
+    st = lib.pd_linear_backward_f32(
+        fp(src), u8(mask), fp(y), fp(dz), fp(db), 1, m, n, act, p, ffi.NULL, ffi.NULL
+    )
     assert st == lib.PD_OK
     return dz, db
 
@@ -265,9 +267,21 @@ def test_backward_bad_arguments():
 
     def call(**kw):
         a = dict(dy=fp(dy), mask=u8(mask), y=fp(y), dz=fp(dz), db=fp(db), m=4, n=8, act=1, p=0.5)
+        a.update(acc=1, gw=ffi.NULL, gx=ffi.NULL)
         a.update(kw)
         return lib.pd_linear_backward_f32(
-            a["dy"], a["mask"], a["y"], a["dz"], a["db"], a["m"], a["n"], a["act"], a["p"]
+            a["dy"],
+            a["mask"],
+            a["y"],
+            a["dz"],
+            a["db"],
+            a["acc"],
+            a["m"],
+            a["n"],
+            a["act"],
+            a["p"],
+            a["gw"],
+            a["gx"],
         )
 
     assert call() == lib.PD_OK
@@ -284,5 +298,48 @@ def test_backward_bad_arguments():
         # db is written while y and the mask are read
         dict(db=ffi.cast("float *", y.ctypes.data)),
         dict(db=ffi.cast("float *", mask.ctypes.data)),
+        dict(acc=2),
     ]:
         assert call(**bad) == lib.PD_ERR_ARG, bad
+
+
+def test_backward_checks_both_gemms_before_writing():
+    """dW = x.T dz and dX = dz w.T run in the same call: a GEMM output over anything
+    the elementwise part reads or writes is rejected, and nothing is written."""
+    m, n, k = 4, 8, 3
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((m, k)).astype(F)
+    w = rng.standard_normal((k, n)).astype(F)
+    dy = rng.standard_normal((m, n)).astype(F)
+    y = np.abs(rng.standard_normal((m, n))).astype(F)
+    mask = np.full(4, 0xAA, np.uint8)
+    dz = np.full((m, n), 7.0, F)
+    db = np.full(n, 3.0, F)
+    dw = np.full((k, n), 5.0, F)
+    dx = np.full((m, k), 5.0, F)
+
+    def gemm(c, a, b, ta, tb, mm, nn, kk, lda, ldb, beta=0.0):
+        return ffi.new("pd_sgemm_args *", (ta, tb, mm, nn, kk, 1.0, a, lda, b, ldb, beta, c, nn))
+
+    def call(gw_c=None, gx_c=None, acc=1):
+        gw = gemm(gw_c if gw_c is not None else fp(dw), fp(x), fp(dz), 1, 0, k, n, m, k, n)
+        gx = gemm(gx_c if gx_c is not None else fp(dx), fp(dz), fp(w), 0, 1, m, k, n, n, n)
+        return lib.pd_linear_backward_f32(
+            fp(dy), u8(mask), fp(y), fp(dz), fp(db), acc, m, n, 1, 0.5, gw, gx
+        )
+
+    for name, target in [("dy", dy), ("y", y), ("mask", mask), ("db", db), ("dz", dz)]:
+        addr = ffi.cast("float *", target.ctypes.data)
+        for which in ("gw_c", "gx_c"):
+            assert call(**{which: addr}) == lib.PD_ERR_ARG, (which, name)
+            np.testing.assert_array_equal(dz, 7.0)
+            np.testing.assert_array_equal(db, 3.0)
+            np.testing.assert_array_equal(dw, 5.0)
+            np.testing.assert_array_equal(dx, 5.0)
+    assert call(acc=0) == lib.PD_OK
+    ref_dz = np.where(np.unpackbits(mask, bitorder="little").reshape(m, n) == 1, dy * 2, 0)
+    ref_dz = np.where(y > 0, ref_dz, 0).astype(F)
+    np.testing.assert_array_equal(dz, ref_dz)
+    np.testing.assert_array_equal(db, ref_dz.sum(axis=0, dtype=F))  # zero-filled first
+    np.testing.assert_allclose(dw, x.T @ ref_dz, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dx, ref_dz @ w.T, rtol=1e-5, atol=1e-6)
