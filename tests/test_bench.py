@@ -150,6 +150,22 @@ def test_quick_bench_without_torch(tmp_path: Path) -> None:
     assert report["figures"]["files"] == [] and "matplotlib" in report["figures"]["note"]
 
 
+def test_e2e_runs_take_turns_epoch_by_epoch(tmp_path: Path) -> None:
+    """Without kernel runs the training runs are round robin: every library's epoch e
+    starts before any library's epoch e + 1, each after the previous one ended."""
+    report, md = _run(tmp_path, ["--only", "e2e", "--epochs", "3"], hide=("torch", "matplotlib"))
+    runs = [r for r in report["e2e"] if r["status"] == "ok"]
+    assert {r["lib"] for r in runs} == {"pydrop", "numpy"}
+    turns = sorted(
+        (e["started"], e["epoch"], r["lib"], e["train_s"]) for r in runs for e in r["epochs"]
+    )
+    assert [t[1] for t in turns] == [1, 1, 2, 2, 3, 3]
+    assert [t[2] for t in turns[:2]] * 3 == [t[2] for t in turns]
+    for (s0, _, _, train), (s1, _, _, _) in zip(turns[:-1], turns[1:], strict=True):
+        assert s1 >= s0 + train  # one trains at a time
+    assert "take turns epoch by epoch" in md
+
+
 def test_bench_rejects_bad_flags() -> None:
     from pydrop.bench import build_parser
 

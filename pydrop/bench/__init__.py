@@ -168,7 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from . import kernels as K
     from .e2e import RECIPE
     from .machine import machine_info, usable_cpus
-    from .runner import prepare_e2e_data, run_worker, tempdir
+    from .runner import prepare_e2e_data, run_round_robin, run_worker, tempdir
 
     log = open(os.devnull, "w") if args.quiet else sys.stderr  # noqa: SIM115
     quick = args.quick
@@ -278,8 +278,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 spec.update(cases=cases, timing=timing)
             if spec["task"] in ("e2e", "both"):
                 spec["e2e"] = e2e_spec
-            res = run_worker(spec, work, log)
-            report["workers"].append(res)
+            if spec["task"] != "e2e":
+                report["workers"].append(run_worker(spec, work, log))
+        for n in threads:
+            group = [s for s in specs if s["task"] == "e2e" and s["threads"] == n]
+            if group:
+                report["workers"] += run_round_robin(group, epochs, work, log)
         if merge:
             report["notes"].append(
                 "Quick mode: each library's training run shares its process with its kernel "

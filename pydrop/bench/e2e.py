@@ -16,6 +16,7 @@ loss and the test loss and accuracy; the worker adds the process's peak RSS.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -187,26 +188,37 @@ def make_engine(impl: str, params: list[np.ndarray], recipe: dict[str, Any]) -> 
 # --------------------------------------------------------------------------- loop
 
 
-def run_e2e(lib: str, spec: dict[str, Any]) -> dict[str, Any]:
+def e2e_session(lib: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """(head, epochs) of one training run, set up but not started: head holds the
+    implementation's name and batches per epoch; each next(epochs) trains and
+    evaluates one epoch and yields its record. Everything is loaded and built here,
+    so the epochs can be driven one at a time (the suite's round-robin runs)."""
     e2e = spec["e2e"]
     recipe = {**RECIPE, **e2e.get("recipe", {})}
     arrays = load_arrays(e2e["data_dir"])
-    X, y = arrays["X_train"], arrays["y_train"]
-    Xt, yt = arrays["X_test"], arrays["y_test"]
+    n_epochs, seed = int(e2e["epochs"]), int(e2e["seed"])
     impl = spec.get("impl") or lib
     if impl == "pydrop":
-        from .pydrop_model import run_trainer
+        from .pydrop_model import trainer_session
 
-        return run_trainer(arrays, recipe, int(e2e["epochs"]), int(e2e["seed"]))
+        return trainer_session(arrays, recipe, n_epochs, seed)
     engine = make_engine(impl, arrays["params"], recipe)  # type: ignore[arg-type]
-    bs = int(recipe["batch_size"])
+    n_batches = -(-len(arrays["y_train"]) // int(recipe["batch_size"]))
+    head = {"impl": getattr(engine, "name", impl), "batches_per_epoch": n_batches}
+    return head, _engine_epochs(engine, arrays, int(recipe["batch_size"]), n_epochs, seed)
+
+
+def _engine_epochs(
+    engine: Engine, arrays: dict[str, np.ndarray], bs: int, n_epochs: int, seed: int
+) -> Iterator[dict[str, Any]]:
+    X, y = arrays["X_train"], arrays["y_train"]
+    Xt, yt = arrays["X_test"], arrays["y_test"]
     n = len(y)
     n_batches = -(-n // bs)
     xbuf = np.empty((bs, X.shape[1]), dtype=np.float32)
     ybuf = np.empty(bs, dtype=np.int64)
-    epochs = []
-    for epoch in range(int(e2e["epochs"])):
-        order = epoch_order(int(e2e["seed"]), epoch, n)
+    for epoch in range(n_epochs):
+        order = epoch_order(seed, epoch, n)
         t0 = time.perf_counter()
         loss_sum, seen = 0.0, 0
         for b in range(n_batches):
@@ -224,15 +236,18 @@ def run_e2e(lib: str, spec: dict[str, Any]) -> dict[str, Any]:
             val_loss += vl
             correct += c
         eval_s = time.perf_counter() - t0
-        epochs.append(
-            {
-                "epoch": epoch + 1,
-                "train_s": train_s,
-                "eval_s": eval_s,
-                "train_loss": loss_sum / max(seen, 1),
-                "val_loss": val_loss / max(len(yt), 1),
-                "val_acc": correct / max(len(yt), 1),
-                "examples": seen,
-            }
-        )
-    return {"impl": getattr(engine, "name", impl), "batches_per_epoch": n_batches, "epochs": epochs}
+        yield {
+            "epoch": epoch + 1,
+            "train_s": train_s,
+            "eval_s": eval_s,
+            "train_loss": loss_sum / max(seen, 1),
+            "val_loss": val_loss / max(len(yt), 1),
+            "val_acc": correct / max(len(yt), 1),
+            "examples": seen,
+        }
+
+
+def run_e2e(lib: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """The whole training run in one go: e2e_session's head plus every epoch."""
+    head, epochs = e2e_session(lib, spec)
+    return {**head, "epochs": list(epochs)}

@@ -9,6 +9,7 @@ layers are loaded with the shared initial weights.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -37,9 +38,11 @@ class _Data:
         return self._val
 
 
-def run_trainer(
+def trainer_session(
     arrays: dict[str, Any], recipe: dict[str, Any], epochs: int, seed: int
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
+    """e2e_session for pydrop: the model and Trainer are built here; each next() of
+    the generator runs ``Trainer.fit_epoch`` once."""
     import pydrop
 
     layers = recipe["layers"]
@@ -74,21 +77,22 @@ def run_trainer(
     )
     trainer = pydrop.Trainer(max_epochs=epochs, progress=False, seed=seed)
     trainer.prepare(model, data)  # type: ignore[arg-type]
-    out = []
+    n_batches = -(-len(arrays["y_train"]) // int(recipe["batch_size"]))
+    head = {"impl": "pydrop Trainer", "batches_per_epoch": n_batches}
+    return head, _fit_epochs(trainer, epochs, len(arrays["y_train"]))
+
+
+def _fit_epochs(trainer: Any, epochs: int, examples: int) -> Iterator[dict[str, Any]]:
     for _ in range(epochs):
         t0 = time.perf_counter()
         rec = trainer.fit_epoch()
         total = time.perf_counter() - t0
-        out.append(
-            {
-                "epoch": int(rec["epoch"]),
-                "train_s": float(rec["seconds"]),
-                "eval_s": total - float(rec["seconds"]),
-                "train_loss": float(rec["train_loss"]),
-                "val_loss": float(rec["val_loss"]),
-                "val_acc": float(rec["val_acc"]),
-                "examples": len(arrays["y_train"]),
-            }
-        )
-    n_batches = -(-len(arrays["y_train"]) // int(recipe["batch_size"]))
-    return {"impl": "pydrop Trainer", "batches_per_epoch": n_batches, "epochs": out}
+        yield {
+            "epoch": int(rec["epoch"]),
+            "train_s": float(rec["seconds"]),
+            "eval_s": total - float(rec["seconds"]),
+            "train_loss": float(rec["train_loss"]),
+            "val_loss": float(rec["val_loss"]),
+            "val_acc": float(rec["val_acc"]),
+            "examples": examples,
+        }

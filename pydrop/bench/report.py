@@ -597,7 +597,9 @@ def _e2e_md(report: dict[str, Any]) -> list[str]:
             f"{data.get('source', '?')} ({data.get('n_train', '?')} train / "
             f"{data.get('n_test', '?')} test examples); same initial weights and example "
             f"order for all; times are the median (min–max) over "
-            f"{r0['epochs_timed']} epoch(s){warm}."
+            f"{r0['epochs_timed']} epoch(s){warm}. Each implementation trains in a "
+            f"process of its own, and at a thread count they take turns epoch by "
+            f"epoch, so a drift of the machine's speed slows them alike."
         )
         L.append("")
     head = [

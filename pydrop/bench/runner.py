@@ -42,35 +42,33 @@ def worker_env(lib: str, threads: int, isa: str | None) -> dict[str, str]:
     return env
 
 
-def run_worker(
-    spec: dict[str, Any], workdir: Path, log: Any, timeout: float | None = None
-) -> dict[str, Any]:
-    """Run one worker process; its result dict, or one with an error status."""
+def _paths(spec: dict[str, Any], workdir: Path) -> tuple[str, Path, Path]:
+    """(tag, spec path, output path) of a worker; the spec is written out."""
     tag = f"{spec['task']}-{spec['lib']}-{spec.get('isa') or 'default'}-{spec['threads']}t"
     if spec.get("impl"):
         tag += f"-{spec['impl']}"
     spec_path, out_path = workdir / f"{tag}.spec.json", workdir / f"{tag}.out.json"
     spec_path.write_text(json.dumps(spec))
-    env = worker_env(spec["lib"], spec["threads"], spec.get("isa"))
-    t0 = time.perf_counter()
-    print(f"  {tag} ...", end="", file=log, flush=True)
-    proc = subprocess.run(
-        [sys.executable, "-m", "pydrop.bench.worker", str(spec_path), str(out_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-    took = time.perf_counter() - t0
-    if proc.returncode != 0 or not out_path.exists():
+    return tag, spec_path, out_path
+
+
+def _worker_cmd(spec_path: Path, out_path: Path) -> list[str]:
+    return [sys.executable, "-m", "pydrop.bench.worker", str(spec_path), str(out_path)]
+
+
+def _result(
+    spec: dict[str, Any], out_path: Path, returncode: int, stderr: str, took: float, log: Any
+) -> dict[str, Any]:
+    """The worker's result dict, or one with an error status; logged."""
+    if returncode != 0 or not out_path.exists():
         res = {
             "task": spec["task"],
             "lib": spec["lib"],
             "threads": spec["threads"],
             "isa": spec.get("isa"),
             "impl": spec.get("impl"),
-            "status": f"error: worker exited with {proc.returncode}",
-            "stderr": proc.stderr[-4000:],
+            "status": f"error: worker exited with {returncode}",
+            "stderr": stderr[-4000:],
         }
     else:
         res = json.loads(out_path.read_text())
@@ -79,6 +77,85 @@ def run_worker(
     if res["status"].startswith("error") and res.get("traceback"):
         print(res["traceback"], file=log)
     return res
+
+
+def run_worker(
+    spec: dict[str, Any], workdir: Path, log: Any, timeout: float | None = None
+) -> dict[str, Any]:
+    """Run one worker process; its result dict, or one with an error status."""
+    tag, spec_path, out_path = _paths(spec, workdir)
+    t0 = time.perf_counter()
+    print(f"  {tag} ...", end="", file=log, flush=True)
+    proc = subprocess.run(
+        _worker_cmd(spec_path, out_path),
+        env=worker_env(spec["lib"], spec["threads"], spec.get("isa")),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return _result(spec, out_path, proc.returncode, proc.stderr, time.perf_counter() - t0, log)
+
+
+def run_round_robin(
+    specs: list[dict[str, Any]], epochs: int, workdir: Path, log: Any, pause: float = 0.5
+) -> list[dict[str, Any]]:
+    """Training runs (e2e specs) side by side, one process each, taking turns epoch
+    by epoch: epoch e of every library runs before epoch e + 1 of any, so a machine
+    whose speed drifts over minutes slows them alike and their ratios keep no trace
+    of it. Only one trains at a time; between turns the last one's thread pools get
+    `pause` seconds to go idle (they spin for a while after their work ends)."""
+    from .worker import EPOCH, READY
+
+    runs = []
+    for spec in specs:
+        tag, spec_path, out_path = _paths({**spec, "round_robin": True}, workdir)
+        err = open(workdir / f"{tag}.stderr", "w+")  # noqa: SIM115 (closed below)
+        proc = subprocess.Popen(
+            _worker_cmd(spec_path, out_path),
+            env=worker_env(spec["lib"], spec["threads"], spec.get("isa")),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+        runs.append({"spec": spec, "tag": tag, "out": out_path, "proc": proc, "err": err})
+    t0 = time.perf_counter()
+    # A worker that cannot train (say, torch not installed) exits without READY.
+    live = [r for r in runs if _reply(r["proc"], READY) is not None]
+    for e in range(epochs):
+        print(f"  e2e round robin, epoch {e + 1}/{epochs}:", end="", file=log, flush=True)
+        for r in list(live):
+            time.sleep(pause)
+            r["proc"].stdin.write("epoch\n")
+            r["proc"].stdin.flush()
+            rec = _reply(r["proc"], EPOCH)
+            if rec is None:
+                live.remove(r)
+                print(f" {r['tag']} failed", end="", file=log, flush=True)
+            else:
+                print(f" {r['spec']['lib']} {json.loads(rec)['train_s']:.2f} s", end="", file=log)
+        print(file=log, flush=True)
+    results = []
+    for r in runs:
+        proc = r["proc"]
+        proc.stdin.close()
+        proc.wait()
+        r["err"].seek(0)
+        print(f"  {r['tag']} ...", end="", file=log, flush=True)
+        took = time.perf_counter() - t0
+        results.append(_result(r["spec"], r["out"], proc.returncode, r["err"].read(), took, log))
+        r["err"].close()
+    return results
+
+
+def _reply(proc: subprocess.Popen[str], prefix: str) -> str | None:
+    """The rest of the worker's next stdout line starting with prefix (other lines,
+    a library's own prints, are skipped); None once its stdout ends."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith(prefix):
+            return line[len(prefix) :].strip()
+    return None
 
 
 def prepare_e2e_data(

@@ -13,6 +13,7 @@ import json
 import re
 import resource
 import sys
+import time
 import traceback
 from typing import Any
 
@@ -96,6 +97,28 @@ def run_kernels(spec: dict[str, Any]) -> list[dict[str, Any]]:
     return records
 
 
+# Round-robin protocol (runner.run_round_robin): the worker prints READY once set
+# up, then trains one epoch per "epoch" line on stdin and answers with EPOCH and the
+# record as JSON; any other line (or EOF) ends the run.
+READY, EPOCH = "pydrop-bench ready", "pydrop-bench epoch "
+
+
+def _e2e_on_request(lib: str, spec: dict[str, Any]) -> dict[str, Any]:
+    from .e2e import e2e_session
+
+    head, epochs = e2e_session(lib, spec)
+    print(READY, flush=True)
+    records = []
+    for line in sys.stdin:
+        if line.strip() != "epoch":
+            break
+        started = time.time()  # wall clock: comparable across the workers
+        rec = {**next(epochs), "started": started}
+        records.append(rec)
+        print(EPOCH + json.dumps(rec), flush=True)
+    return {**head, "epochs": records}
+
+
 def main(argv: list[str]) -> int:
     spec_path, out_path = argv
     with open(spec_path) as f:
@@ -123,7 +146,9 @@ def main(argv: list[str]) -> int:
                 raise RuntimeError(f"asked for ISA {spec['isa']}, running {result['isa']}")
         if spec["task"] in ("kernels", "both"):
             result["records"] = run_kernels(spec)
-        if spec["task"] in ("e2e", "both"):
+        if spec["task"] in ("e2e", "both") and spec.get("round_robin"):
+            result["e2e"] = _e2e_on_request(lib, spec)
+        elif spec["task"] in ("e2e", "both"):
             from .e2e import run_e2e
 
             result["e2e"] = run_e2e(lib, spec)
