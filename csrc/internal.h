@@ -22,10 +22,13 @@ typedef struct pd_kernels {
                    int64_t n, uint32_t *out);
     /* Dropout forward on n elements whose mask bytes are blocks first..: writes those
      * (n + 7) / 8 bytes (keep iff u >= t, t < 65536; none when mask is NULL) and
-     * y = keep ? x * s : +0.0. Block counters stay below 2^32: first + (n + 7) / 8 <=
-     * 2^32, as the entry points cap n at 2^35 elements. */
+     * y = keep ? r(x) * s : +0.0, r = ReLU (pd_relu_ref) when relu is set, else the
+     * identity: ReLU then dropout in one pass, as the fused Dense needs. Block
+     * counters stay below 2^32: first + (n + 7) / 8 <= 2^32, as the entry points cap
+     * n at 2^35 elements. */
     void (*drop)(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
-                 const float *x, float *y, int64_t n, uint32_t t, float s, uint8_t *mask);
+                 const float *x, float *y, int64_t n, uint32_t t, float s, uint8_t *mask,
+                 int32_t relu);
     /* y[i] = bit i of mask ? x[i] * s : +0.0 for i < n (mask starts at bit 0). */
     void (*apply)(const float *x, const uint8_t *mask, float *y, int64_t n, float s);
     void (*relu_fwd)(const float *x, float *y, int64_t n);

@@ -126,7 +126,7 @@ typedef struct {
  * 16-bit value: both ride on xors the round does anyway. Then u < t, the drop
  * rule, is one signed 16-bit compare (u ^ 0x8000 < t ^ 0x8000; t < 65536). */
 PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
-drop_blocks(int nv, int64_t b, __m256i pb, const philox_plan *pl, const drop_plan *dp,
+drop_blocks(int nv, int relu, int64_t b, __m256i pb, const philox_plan *pl, const drop_plan *dp,
             const float *x, float *y, uint8_t *mask) {
     const __m256i m0 = _mm256_set1_epi32((int)PD_PHILOX_M0);
     const __m256i m1 = _mm256_set1_epi32((int)PD_PHILOX_M1);
@@ -158,10 +158,13 @@ drop_blocks(int nv, int64_t b, __m256i pb, const philox_plan *pl, const drop_pla
                            _mm256_shuffle_epi8(b23, second_block)};
         const float *xv = x + 8 * (b + 4 * v);
         float *yv = y + 8 * (b + 4 * v);
-        for (int s = 0; s < 4; s++) {
-            /* y = keep ? x * s : +0.0 */
-            __m256 u = _mm256_mul_ps(_mm256_loadu_ps(xv + 8 * s), dp->s);
-            _mm256_storeu_ps(yv + 8 * s, _mm256_andnot_ps(_mm256_castsi256_ps(drop[s]), u));
+        for (int q = 0; q < 4; q++) {
+            /* y = keep ? r(x) * s : +0.0; ReLU zeroes x <= 0 (not NaN) the same way */
+            __m256 v = _mm256_loadu_ps(xv + 8 * q), zero = _mm256_castsi256_ps(drop[q]);
+            if (relu) {
+                zero = _mm256_or_ps(zero, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_LE_OQ));
+            }
+            _mm256_storeu_ps(yv + 8 * q, _mm256_andnot_ps(zero, _mm256_mul_ps(v, dp->s)));
         }
         if (mask != NULL) {
             /* bytes: elements 0..3 of blocks 0..3 in the low lane, 4..7 in the high;
@@ -175,12 +178,33 @@ drop_blocks(int nv, int64_t b, __m256i pb, const philox_plan *pl, const drop_pla
     }
 }
 
+/* drop_avx2's loop over the blocks, with relu a constant at each call. */
+PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+drop_loop(int relu, uint64_t first, const float *x, float *y, int64_t n, uint8_t *mask,
+          const philox_plan *pl, const drop_plan *dp) {
+    /* Blocks whose 8 elements all exist. Their counters stay below 2^32 (see
+     * pd_kernels.drop), so the 64-bit products pb + off[v] are exact. */
+    const int64_t full = n >> 3;
+    __m256i pb = _mm256_set1_epi64x((long long)(first * PD_PHILOX_M0));
+    const __m256i step4 = _mm256_set1_epi64x((long long)(4 * (uint64_t)PD_PHILOX_M0));
+    const __m256i step_wide = _mm256_set1_epi64x((long long)(4 * WIDE * (uint64_t)PD_PHILOX_M0));
+    int64_t b = 0;
+    for (; b + 4 * WIDE <= full; b += 4 * WIDE) {
+        drop_blocks(WIDE, relu, b, pb, pl, dp, x, y, mask);
+        pb = _mm256_add_epi64(pb, step_wide);
+    }
+    for (; b + 4 <= full; b += 4) {
+        drop_blocks(1, relu, b, pb, pl, dp, x, y, mask);
+        pb = _mm256_add_epi64(pb, step4);
+    }
+}
+
 /* Mask and apply in one pass: the element loads and stores overlap the Philox
  * arithmetic, and the keeps reach the floats without a round trip through bits. */
 PD_SCHEDULE PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t stream,
                                                  uint64_t step, uint64_t first, const float *x,
                                                  float *y, int64_t n, uint32_t t, float s,
-                                                 uint8_t *mask) {
+                                                 uint8_t *mask, int32_t relu) {
     philox_plan pl;
     plan_init(&pl, key, stream, step);
     drop_plan dp = {.bias = _mm256_set1_epi16((short)0x8000),
@@ -192,21 +216,14 @@ PD_SCHEDULE PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t
             (long long)(c * PD_PHILOX_M0), (long long)((c + 1) * PD_PHILOX_M0),
             (long long)((c + 2) * PD_PHILOX_M0), (long long)((c + 3) * PD_PHILOX_M0));
     }
-    /* Blocks whose 8 elements all exist. Their counters stay below 2^32 (see
-     * pd_kernels.drop), so the 64-bit products pb + off[v] are exact. */
-    const int64_t full = n >> 3;
-    __m256i pb = _mm256_set1_epi64x((long long)(first * PD_PHILOX_M0));
-    int64_t b = 0;
-    for (; b + 4 * WIDE <= full; b += 4 * WIDE) {
-        drop_blocks(WIDE, b, pb, &pl, &dp, x, y, mask);
-        pb = _mm256_add_epi64(pb, _mm256_set1_epi64x((long long)(4 * WIDE * (uint64_t)PD_PHILOX_M0)));
+    if (relu) {
+        drop_loop(1, first, x, y, n, mask, &pl, &dp);
+    } else {
+        drop_loop(0, first, x, y, n, mask, &pl, &dp);
     }
-    for (; b + 4 <= full; b += 4) {
-        drop_blocks(1, b, pb, &pl, &dp, x, y, mask);
-        pb = _mm256_add_epi64(pb, _mm256_set1_epi64x((long long)(4 * (uint64_t)PD_PHILOX_M0)));
-    }
+    const int64_t b = (n >> 3) & ~(int64_t)3; /* where drop_loop stopped */
     pd_drop_ref(key, stream, step, first + (uint64_t)b, x + 8 * b, y + 8 * b, n - 8 * b, t, s,
-                mask != NULL ? mask + b : NULL);
+                mask != NULL ? mask + b : NULL, relu);
 }
 
 PD_TARGET_AVX2 static void apply_avx2(const float *x, const uint8_t *mask, float *y, int64_t n,
@@ -233,7 +250,7 @@ PD_TARGET_AVX2 static void apply_avx2(const float *x, const uint8_t *mask, float
         __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + i), sv);
         _mm256_storeu_ps(y + i, _mm256_and_ps(v, keep));
     }
-    pd_apply_ref(x, mask, y, i, n, s);
+    pd_apply_ref(x, mask, y, i, n, s, 0);
 }
 
 PD_TARGET_AVX2 void pd_relu_forward_f32_avx2(const float *x, float *y, int64_t n) {

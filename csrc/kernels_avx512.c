@@ -88,18 +88,29 @@ PD_TARGET_AVX512 static void mask_avx512(const uint32_t key[2], uint32_t stream,
     pd_mask_blocks_scalar(key, stream, step, first + (uint64_t)b, n - b, t, mask + b);
 }
 
-PD_TARGET_AVX512 static void apply_avx512(const float *x, const uint8_t *mask, float *y,
-                                          int64_t n, float s) {
+/* y = keep ? r(x) * s : +0.0 (the pd_kernels.drop rule; r = ReLU when relu is set). */
+PD_TARGET_AVX512 static inline __attribute__((always_inline)) void
+apply16(const float *x, const uint8_t *mask, float *y, int64_t n, float s, int32_t relu) {
     const __m512 sv = _mm512_set1_ps(s);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        /* Two mask bytes are the lane mask of 16 floats: y = keep ? x * s : +0.0 */
+        /* Two mask bytes are the lane mask of 16 floats; ReLU also drops x <= 0 (a
+         * NaN compares unordered, so it stays) */
         uint16_t bits;
         memcpy(&bits, mask + (i >> 3), 2);
         __m512 v = _mm512_loadu_ps(x + i);
-        _mm512_storeu_ps(y + i, _mm512_maskz_mul_ps((pd_mask16)bits, v, sv));
+        pd_mask16 keep = (pd_mask16)bits;
+        if (relu) {
+            keep &= _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NLE_UQ);
+        }
+        _mm512_storeu_ps(y + i, _mm512_maskz_mul_ps(keep, v, sv));
     }
-    pd_apply_ref(x, mask, y, i, n, s);
+    pd_apply_ref(x, mask, y, i, n, s, relu);
+}
+
+PD_TARGET_AVX512 static void apply_avx512(const float *x, const uint8_t *mask, float *y,
+                                          int64_t n, float s) {
+    apply16(x, mask, y, n, s, 0);
 }
 
 /* Chunk of a maskless call: its bits go through this many bytes on the stack. */
@@ -107,17 +118,17 @@ PD_TARGET_AVX512 static void apply_avx512(const float *x, const uint8_t *mask, f
 
 PD_TARGET_AVX512 static void drop_avx512(const uint32_t key[2], uint32_t stream, uint64_t step,
                                          uint64_t first, const float *x, float *y, int64_t n,
-                                         uint32_t t, float s, uint8_t *mask) {
+                                         uint32_t t, float s, uint8_t *mask, int32_t relu) {
     if (mask != NULL) {
         mask_avx512(key, stream, step, first, (n + 7) >> 3, t, mask);
-        apply_avx512(x, mask, y, n, s);
+        apply16(x, mask, y, n, s, relu);
         return;
     }
     uint8_t bits[PD_DROP_CHUNK];
     for (int64_t i = 0; i < n; i += 8 * PD_DROP_CHUNK) {
         int64_t len = n - i < 8 * PD_DROP_CHUNK ? n - i : 8 * PD_DROP_CHUNK;
         mask_avx512(key, stream, step, first + (uint64_t)(i >> 3), (len + 7) >> 3, t, bits);
-        apply_avx512(x + i, bits, y + i, len, s);
+        apply16(x + i, bits, y + i, len, s, relu);
     }
 }
 

@@ -2,7 +2,7 @@
 #include "ref.h"
 
 static void apply_scalar(const float *x, const uint8_t *mask, float *y, int64_t n, float s) {
-    pd_apply_ref(x, mask, y, 0, n, s);
+    pd_apply_ref(x, mask, y, 0, n, s, 0);
 }
 
 static void relu_fwd_scalar(const float *x, float *y, int64_t n) { pd_relu_fwd_ref(x, y, 0, n); }

@@ -3,10 +3,11 @@
  * The GEMM's first k chunk accumulates onto the bias row (beta = 1, the micro-kernel
  * reading the bias where the unfused Dense reads a y pre-filled with it: the same
  * arithmetic, without writing y twice), and the driver calls after() once a block's
- * last chunk is stored, while the block is still in L1/L2: ReLU, then the Philox keep
- * bits of its elements (mask byte e / 8 of element e = i * n + j), then the scale. Every step is
- * elementwise with the active ISA's kernels, so y and the mask are bit-identical to
- * the unfused sequence documented in pydrop.h, for any thread count. */
+ * last chunk is stored, while the block is still in L1/L2: one pass that draws the
+ * Philox keep bits of its elements (mask byte e / 8 of element e = i * n + j) and
+ * writes keep ? relu(y) * s : +0.0. Every step is elementwise with the active ISA's
+ * kernels, so y and the mask are bit-identical to the unfused sequence documented in
+ * pydrop.h, for any thread count. */
 #include <string.h>
 
 #include "gemm.h"
@@ -37,7 +38,8 @@ static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t 
     }
     for (int64_t r = 0; r < runs; r++) {
         float *seg = c + r * ldc;
-        if (x->act) {
+        /* ReLU rides on the dropout pass when there is one */
+        if (x->act && x->mode != MASK_DRAW) {
             x->kern->relu_fwd(seg, seg, len);
         }
         /* n % 8 == 0 and col0 % 8 == 0 here, so the run owns whole mask bytes */
@@ -45,7 +47,7 @@ static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t 
         switch (x->mode) {
         case MASK_DRAW:
             x->kern->drop(x->key, x->stream, x->step, (uint64_t)byte0, seg, seg, len, x->t,
-                          x->s, x->mask + byte0);
+                          x->s, x->mask + byte0, x->act);
             break;
         case MASK_ALL_KEPT:
             memset(x->mask + byte0, 0xff, (size_t)nbytes);

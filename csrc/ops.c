@@ -58,7 +58,7 @@ static void forward_task(void *arg, int32_t t, int32_t tasks) {
     for (int64_t a = lo; a < hi; a += PD_TILE) {
         int64_t b = a + PD_TILE < hi ? a + PD_TILE : hi;
         j->k->drop(j->key, j->stream, j->step, (uint64_t)(a >> 3), j->x + a, j->y + a, b - a,
-                   j->t, j->s, j->mask != NULL ? j->mask + (a >> 3) : NULL);
+                   j->t, j->s, j->mask != NULL ? j->mask + (a >> 3) : NULL, 0);
     }
 }
 

@@ -62,12 +62,16 @@ static inline void pd_philox_blocks_scalar(const uint32_t key[2], uint32_t strea
     }
 }
 
-/* y[i] = bit i of mask ? x[i] * s : +0.0, for i in [i0, n). */
+/* ReLU: NaN propagates, everything not > 0 becomes +0.0. */
+static inline float pd_relu_ref(float v) { return (v > 0.0f || v != v) ? v : 0.0f; }
+
+/* y[i] = bit i of mask ? r(x[i]) * s : +0.0, for i in [i0, n); r is pd_relu_ref when
+ * relu is set, else the identity. */
 static inline void pd_apply_ref(const float *x, const uint8_t *mask, float *y, int64_t i0,
-                                int64_t n, float s) {
+                                int64_t n, float s, int32_t relu) {
     for (int64_t i = i0; i < n; i++) {
         /* A bit-select, not a branch: random masks defeat branch prediction. */
-        float v = x[i] * s;
+        float v = (relu ? pd_relu_ref(x[i]) : x[i]) * s;
         uint32_t u;
         memcpy(&u, &v, 4);
         u &= 0u - ((uint32_t)(mask[i >> 3] >> (i & 7)) & 1u);
@@ -79,7 +83,7 @@ static inline void pd_apply_ref(const float *x, const uint8_t *mask, float *y, i
  * SIMD versions. */
 static inline void pd_drop_ref(const uint32_t key[2], uint32_t stream, uint64_t step,
                                uint64_t first, const float *x, float *y, int64_t n, uint32_t t,
-                               float s, uint8_t *mask) {
+                               float s, uint8_t *mask, int32_t relu) {
     for (int64_t b = 0; 8 * b < n; b++) {
         uint32_t w[4];
         pd_philox_block((uint32_t)(first + (uint64_t)b), stream, (uint32_t)step,
@@ -89,15 +93,13 @@ static inline void pd_drop_ref(const uint32_t key[2], uint32_t stream, uint64_t 
             mask[b] = byte;
         }
         int64_t len = n - 8 * b < 8 ? n - 8 * b : 8;
-        pd_apply_ref(x + 8 * b, &byte, y + 8 * b, 0, len, s);
+        pd_apply_ref(x + 8 * b, &byte, y + 8 * b, 0, len, s, relu);
     }
 }
 
-/* ReLU: NaN propagates, everything not > 0 becomes +0.0. */
 static inline void pd_relu_fwd_ref(const float *x, float *y, int64_t i0, int64_t n) {
     for (int64_t i = i0; i < n; i++) {
-        float v = x[i];
-        y[i] = (v > 0.0f || v != v) ? v : 0.0f;
+        y[i] = pd_relu_ref(x[i]);
     }
 }
 

@@ -106,6 +106,29 @@ def test_fused_equals_unfused(any_isa, m, n, k, p):
         np.testing.assert_array_equal(y1.view(np.uint32), y2.view(np.uint32))
 
 
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_fused_relu_dropout_special_values(any_isa, p):
+    """ReLU and dropout share one pass in the epilogue: outputs that are NaN, -0.0,
+    +0.0, negative or +inf must come out bit for bit as relu, then dropout."""
+    m, n, k = 64, 48, 5
+    rng = np.random.default_rng(17)
+    x, w, b = operands(rng, m, n, k, 0, True)
+    x[0] = np.nan  # a NaN row
+    x[1] = 1e-30  # times w = -1e-20 below: an FMA rounds to -0.0, and with b = -0.0 so is y
+    x[2] = 3e38  # overflows to +-inf
+    b[:8] = -0.0
+    w[:, :8] = -1e-20
+    for act in (1, 0):
+        args = (x, w, b, m, n, k, 0, act, p, 99, 2, 5)
+        y1, m1 = fused(*args)
+        y2, m2 = unfused(*args)
+        # the cases are there: NaN and inf (and -0.0 where the GEMM fuses its
+        # multiply-adds, as the native AVX2 and AVX-512 kernels do)
+        assert np.isnan(y2[0]).any() and np.isinf(y2[2]).any()
+        np.testing.assert_array_equal(m1, m2)
+        np.testing.assert_array_equal(y1.view(np.uint32), y2.view(np.uint32))
+
+
 @pytest.mark.parametrize("m,n,k", [(256, 256, 784), (67, 40, 33), (300, 64, 700)])
 def test_fused_same_for_1_2_4_threads(any_isa, restore_threads, m, n, k):
     rng = np.random.default_rng(9)
