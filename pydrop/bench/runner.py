@@ -126,19 +126,26 @@ def run_round_robin(
         print(f"  e2e round robin, epoch {e + 1}/{epochs}:", end="", file=log, flush=True)
         for r in list(live):
             time.sleep(pause)
-            r["proc"].stdin.write("epoch\n")
-            r["proc"].stdin.flush()
+            try:
+                r["proc"].stdin.write("epoch\n")
+                r["proc"].stdin.flush()
+            except BrokenPipeError:  # the worker died while waiting: _reply sees EOF
+                pass
             rec = _reply(r["proc"], EPOCH)
             if rec is None:
                 live.remove(r)
                 print(f" {r['tag']} failed", end="", file=log, flush=True)
             else:
-                print(f" {r['spec']['lib']} {json.loads(rec)['train_s']:.2f} s", end="", file=log)
+                name = r["spec"].get("impl") or r["spec"]["lib"]
+                print(f" {name} {json.loads(rec)['train_s']:.2f} s", end="", file=log)
         print(file=log, flush=True)
     results = []
     for r in runs:
         proc = r["proc"]
-        proc.stdin.close()
+        try:
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass
         proc.wait()
         r["err"].seek(0)
         print(f"  {r['tag']} ...", end="", file=log, flush=True)
