@@ -47,7 +47,9 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"bench.json holds {name}, which strict JSON does not allow")
 
 
-def _run(tmp_path: Path, extra: list[str], hide: tuple[str, ...] = ()) -> tuple[dict, str]:
+def _run(
+    tmp_path: Path, extra: list[str], hide: tuple[str, ...] = (), log: list[str] | None = None
+) -> tuple[dict, str]:
     env = dict(os.environ)
     paths = [str(ROOT)]
     if hide:
@@ -71,6 +73,8 @@ def _run(tmp_path: Path, extra: list[str], hide: tuple[str, ...] = ()) -> tuple[
     report = json.loads((out / "bench.json").read_text(), parse_constant=_reject_constant)
     md = (out / "bench.md").read_text()
     assert md in proc.stdout
+    if log is not None:
+        log.extend(proc.stderr.splitlines())
     return report, md
 
 
@@ -164,6 +168,23 @@ def test_e2e_runs_take_turns_epoch_by_epoch(tmp_path: Path) -> None:
     for (s0, _, _, train), (s1, _, _, _) in zip(turns[:-1], turns[1:], strict=True):
         assert s1 >= s0 + train  # one trains at a time
     assert "take turns epoch by epoch" in md
+
+
+def test_kernel_runs_take_turns_case_by_case(tmp_path: Path) -> None:
+    """Without training runs the kernel runs are round robin too: each case is
+    measured by every library in turn before the next case starts."""
+    log: list[str] = []
+    report, _ = _run(tmp_path, ["--only", "kernels"], hide=("torch", "matplotlib"), log=log)
+    turns = [line for line in log if "round robin, 1t, case" in line]
+    assert len(turns) == len(report["kernels"]) > 0
+    isas = [i for i in ("scalar", "avx2") if i in pydrop.supported_isas()]
+    names = [f"pydrop {i}" for i in isas] + ["numpy"]
+    for line in turns:  # each line: one case, every library's turn in order
+        where = [line.find(f" {name} ") for name in names]
+        assert -1 not in where and where == sorted(where), line
+    for row in report["kernels"]:
+        for isa in isas:
+            assert row["results"][f"pydrop {isa}"]["status"] == "ok", row["case"]
 
 
 def test_bench_rejects_bad_flags() -> None:

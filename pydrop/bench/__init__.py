@@ -278,12 +278,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 spec.update(cases=cases, timing=timing)
             if spec["task"] in ("e2e", "both"):
                 spec["e2e"] = e2e_spec
-            if spec["task"] != "e2e":
+            if spec["task"] == "both":
                 report["workers"].append(run_worker(spec, work, log))
-        for n in threads:
-            group = [s for s in specs if s["task"] == "e2e" and s["threads"] == n]
-            if group:
-                report["workers"] += run_round_robin(group, epochs, work, log)
+        # Everything else runs round robin at each thread count: the libraries take
+        # turns case by case, then epoch by epoch.
+        for task, turns, what, pause in (
+            ("kernels", len(cases) if do_kernels else 0, "case", 0.25),
+            ("e2e", epochs, "epoch", 0.5),
+        ):
+            for n in threads:
+                group = [s for s in specs if s["task"] == task and s["threads"] == n]
+                if group:
+                    report["workers"] += run_round_robin(group, turns, what, work, log, pause)
         if merge:
             report["notes"].append(
                 "Quick mode: each library's training run shares its process with its kernel "

@@ -369,8 +369,13 @@ def to_markdown(report: dict[str, Any]) -> str:
         f"({_pinning_note(libs)})."
     )
     t = cfg["timing"]
+    turns = (
+        ""
+        if cfg.get("quick")
+        else ", all alive at once and taking turns case by case (one running at a time)"
+    )
     L.append(
-        f"- **Method**: one process per library and ISA path; warm-up, then {t['repeats']} "
+        f"- **Method**: one process per library and ISA path{turns}; warm-up, then {t['repeats']} "
         f"repeats of ≥ {t['min_time'] * 1e3:.0f} ms each (at least 3 when "
         f"{t['repeats']} would take over {t.get('max_total') or 0:g} s), a library's "
         "variants of one case (pydrop: fused, unfused, GEMM only) taking turns repeat by "

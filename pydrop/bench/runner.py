@@ -97,14 +97,15 @@ def run_worker(
 
 
 def run_round_robin(
-    specs: list[dict[str, Any]], epochs: int, workdir: Path, log: Any, pause: float = 0.5
+    specs: list[dict[str, Any]], turns: int, what: str, workdir: Path, log: Any, pause: float
 ) -> list[dict[str, Any]]:
-    """Training runs (e2e specs) side by side, one process each, taking turns epoch
-    by epoch: epoch e of every library runs before epoch e + 1 of any, so a machine
-    whose speed drifts over minutes slows them alike and their ratios keep no trace
-    of it. Only one trains at a time; between turns the last one's thread pools get
-    `pause` seconds to go idle (they spin for a while after their work ends)."""
-    from .worker import EPOCH, READY
+    """Workers side by side, one process each, taking turns: turn t (an epoch, or
+    a kernel case: `what` names it in the log) of every worker runs before turn
+    t + 1 of any, so a machine whose speed drifts over minutes slows them alike and
+    their ratios keep no trace of it. Only one runs at a time; between turns the
+    last one's thread pools get `pause` seconds to go idle (they spin for a while
+    after their work ends)."""
+    from .worker import READY, TURN
 
     runs = []
     for spec in specs:
@@ -120,24 +121,28 @@ def run_round_robin(
         )
         runs.append({"spec": spec, "tag": tag, "out": out_path, "proc": proc, "err": err})
     t0 = time.perf_counter()
-    # A worker that cannot train (say, torch not installed) exits without READY.
+    # A worker that cannot run (say, torch not installed) exits without READY.
     live = [r for r in runs if _reply(r["proc"], READY) is not None]
-    for e in range(epochs):
-        print(f"  e2e round robin, epoch {e + 1}/{epochs}:", end="", file=log, flush=True)
+    threads = specs[0]["threads"] if specs else 0
+    for t in range(turns):
+        print(f"  round robin, {threads}t, {what} {t + 1}/{turns}:", end="", file=log, flush=True)
         for r in list(live):
             time.sleep(pause)
             try:
-                r["proc"].stdin.write("epoch\n")
+                r["proc"].stdin.write("next\n")
                 r["proc"].stdin.flush()
             except BrokenPipeError:  # the worker died while waiting: _reply sees EOF
                 pass
-            rec = _reply(r["proc"], EPOCH)
-            if rec is None:
+            reply = _reply(r["proc"], TURN)
+            name = r["spec"].get("impl") or r["spec"]["lib"]
+            if r["spec"]["lib"] == "pydrop" and r["spec"].get("isa") and not r["spec"].get("impl"):
+                name += f" {r['spec']['isa']}"
+            if reply is None:
                 live.remove(r)
-                print(f" {r['tag']} failed", end="", file=log, flush=True)
+                print(f" {name} failed", end="", file=log, flush=True)
             else:
-                name = r["spec"].get("impl") or r["spec"]["lib"]
-                print(f" {name} {json.loads(rec)['train_s']:.2f} s", end="", file=log)
+                took = time.time() - json.loads(reply)["started"]
+                print(f" {name} {took:.2f} s", end="", file=log)
         print(file=log, flush=True)
     results = []
     for r in runs:

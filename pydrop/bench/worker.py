@@ -15,6 +15,7 @@ import resource
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from typing import Any
 
 from .timing import measure_interleaved
@@ -66,57 +67,69 @@ def _active_isa() -> str | None:
     return str(info.get("isa"))
 
 
-def run_kernels(spec: dict[str, Any]) -> list[dict[str, Any]]:
+def case_records(lib: str, case: dict[str, Any], timing: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of one kernel case: one per implementation of the library."""
     from .kernels import IMPLS
 
-    timing = spec["timing"]
-    records = []
-    for case in spec["cases"]:
+    try:
+        impls = IMPLS[lib](case)
+    except Exception as e:  # a missing op in one library must not sink the run
+        return [{**case, "impl": lib, "status": f"error: {e}"}]
+    # One library's variants of a case (pydrop: fused, unfused, GEMM only) are
+    # timed in round-robin repeats, so their ratios carry no drift of the machine.
+    records, working = [], []
+    for name, fn in impls:
         try:
-            impls = IMPLS[spec["lib"]](case)
-        except Exception as e:  # a missing op in one library must not sink the run
-            records.append({**case, "impl": spec["lib"], "status": f"error: {e}"})
-            continue
-        # One library's variants of a case (pydrop: fused, unfused, GEMM only) are
-        # timed in round-robin repeats, so their ratios carry no drift of the machine.
-        working = []
-        for name, fn in impls:
-            try:
-                fn()
-                working.append((name, fn))
-            except Exception as e:
-                records.append({**case, "impl": name, "status": f"error: {type(e).__name__}: {e}"})
-        try:
-            timings, _ = measure_interleaved([fn for _, fn in working], **timing)
+            fn()
+            working.append((name, fn))
         except Exception as e:
-            status = f"error: {type(e).__name__}: {e}"
-            records.extend({**case, "impl": name, "status": status} for name, _ in working)
-            continue
-        for (name, _), t in zip(working, timings, strict=True):
-            records.append({**case, "impl": name, "status": "ok", **t.as_dict()})
+            records.append({**case, "impl": name, "status": f"error: {type(e).__name__}: {e}"})
+    try:
+        timings, _ = measure_interleaved([fn for _, fn in working], **timing)
+    except Exception as e:
+        status = f"error: {type(e).__name__}: {e}"
+        return records + [{**case, "impl": name, "status": status} for name, _ in working]
+    for (name, _), t in zip(working, timings, strict=True):
+        records.append({**case, "impl": name, "status": "ok", **t.as_dict()})
     return records
 
 
+def run_kernels(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for case in spec["cases"] for r in case_records(spec["lib"], case, spec["timing"])]
+
+
 # Round-robin protocol (runner.run_round_robin): the worker prints READY once set
-# up, then trains one epoch per "epoch" line on stdin and answers with EPOCH and the
-# record as JSON; any other line (or EOF) ends the run.
-READY, EPOCH = "pydrop-bench ready", "pydrop-bench epoch "
+# up, then runs one turn (a training epoch, or a kernel case) per "next" line on
+# stdin and answers with TURN and the turn's result as JSON; any other line (or
+# EOF) ends the run.
+READY, TURN = "pydrop-bench ready", "pydrop-bench turn "
+
+
+def _serve(turns: Iterator[Any]) -> list[Any]:
+    """Run `turns` one per request (the protocol above); the results, in order."""
+    print(READY, flush=True)
+    results = []
+    for line in sys.stdin:
+        if line.strip() != "next":
+            break
+        started = time.time()  # wall clock: comparable across the workers
+        out = {"started": started, "result": next(turns)}
+        results.append(out)
+        print(TURN + json.dumps(out), flush=True)
+    return results
+
+
+def _kernels_on_request(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    turns = (case_records(spec["lib"], case, spec["timing"]) for case in spec["cases"])
+    return [r for turn in _serve(turns) for r in turn["result"]]
 
 
 def _e2e_on_request(lib: str, spec: dict[str, Any]) -> dict[str, Any]:
     from .e2e import e2e_session
 
     head, epochs = e2e_session(lib, spec)
-    print(READY, flush=True)
-    records = []
-    for line in sys.stdin:
-        if line.strip() != "epoch":
-            break
-        started = time.time()  # wall clock: comparable across the workers
-        rec = {**next(epochs), "started": started}
-        records.append(rec)
-        print(EPOCH + json.dumps(rec), flush=True)
-    return {**head, "epochs": records}
+    served = _serve(epochs)
+    return {**head, "epochs": [{**t["result"], "started": t["started"]} for t in served]}
 
 
 def main(argv: list[str]) -> int:
@@ -144,7 +157,9 @@ def main(argv: list[str]) -> int:
             result["isa"] = _active_isa()
             if spec.get("isa") and result["isa"] != spec["isa"]:
                 raise RuntimeError(f"asked for ISA {spec['isa']}, running {result['isa']}")
-        if spec["task"] in ("kernels", "both"):
+        if spec["task"] == "kernels" and spec.get("round_robin"):
+            result["records"] = _kernels_on_request(spec)
+        elif spec["task"] in ("kernels", "both"):
             result["records"] = run_kernels(spec)
         if spec["task"] in ("e2e", "both") and spec.get("round_robin"):
             result["e2e"] = _e2e_on_request(lib, spec)
