@@ -418,7 +418,11 @@ static void pair_task(void *ctx, int32_t t, int32_t n_tasks) {
     p->st[t] = sgemm_checked(p->g[t], 1);
 }
 
-size_t pd_sgemm_c_bytes(const pd_sgemm_args *g) { return span_c(g); }
+void pd_sgemm_spans(const pd_sgemm_args *g, size_t *a, size_t *b, size_t *c) {
+    *a = span_a(g);
+    *b = span_b(g);
+    *c = span_c(g);
+}
 
 pd_status pd_sgemm_pair_check(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
     if (g0 == NULL) {

@@ -81,8 +81,9 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
 /* pd_sgemm_pair's checks, or pd_sgemm's alone when g1 is NULL. */
 pd_status pd_sgemm_pair_check(const pd_sgemm_args *g0, const pd_sgemm_args *g1);
 
-/* The bytes g writes: its C's span (0 for an empty C). */
-size_t pd_sgemm_c_bytes(const pd_sgemm_args *g);
+/* The bytes g reads of A and B and writes of C: each operand's span (0 for one
+ * that is not touched). */
+void pd_sgemm_spans(const pd_sgemm_args *g, size_t *a, size_t *b, size_t *c);
 
 /* Largest micro-tile of any row (sizes the edge scratch tile). */
 #define PD_GEMM_MAX_MR 16

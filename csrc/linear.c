@@ -206,9 +206,24 @@ static pd_status bwd_check(const float *dy, const uint8_t *mask, const float *y,
     return PD_OK;
 }
 
-/* Whether the C that g writes shares a byte with [p, p + bytes). */
-static int gemm_writes(const pd_sgemm_args *g, const void *p, size_t bytes) {
-    return g != NULL && pd_overlaps(g->c, pd_sgemm_c_bytes(g), p, bytes);
+/* Whether g and the elementwise part clash: g's C on anything the elementwise part
+ * reads or writes, or dz and db (written first) under an operand g reads. One
+ * operand may be dz itself (the product's dz), not both. */
+static int gemm_clashes(const pd_sgemm_args *g, const float *dy, const uint8_t *mask,
+                        const float *y, const float *dz, const float *db, int64_t m, int64_t n,
+                        int32_t act) {
+    size_t total = m > 0 && n > 0 ? (size_t)(m * n) : 0;
+    size_t fbytes = total * sizeof(float), mbytes = (total + 7) >> 3;
+    size_t dbbytes = (size_t)(n > 0 ? n : 0) * sizeof(float);
+    size_t abytes, bbytes, cbytes;
+    pd_sgemm_spans(g, &abytes, &bbytes, &cbytes);
+    int a_dz = g->a == dz, b_dz = g->b == dz;
+    return pd_overlaps(g->c, cbytes, dy, fbytes) || pd_overlaps(g->c, cbytes, dz, fbytes) ||
+           pd_overlaps(g->c, cbytes, mask, mbytes) || pd_overlaps(g->c, cbytes, db, dbbytes) ||
+           (act && pd_overlaps(g->c, cbytes, y, fbytes)) || (a_dz && b_dz) ||
+           (!a_dz && pd_overlaps(g->a, abytes, dz, fbytes)) ||
+           (!b_dz && pd_overlaps(g->b, bbytes, dz, fbytes)) ||
+           pd_overlaps(g->a, abytes, db, dbbytes) || pd_overlaps(g->b, bbytes, db, dbbytes);
 }
 
 /* The elementwise part after bwd_check. */
@@ -267,17 +282,10 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
     /* Both GEMMs are checked before the elementwise part writes anything. */
     const pd_sgemm_args *g0 = gw != NULL ? gw : gx, *g1 = gw != NULL ? gx : NULL;
     if (g0 != NULL) {
-        size_t total = m > 0 && n > 0 ? (size_t)(m * n) : 0;
-        size_t fbytes = total * sizeof(float), mbytes = (total + 7) >> 3;
-        size_t dbbytes = (size_t)(n > 0 ? n : 0) * sizeof(float);
         st = pd_sgemm_pair_check(g0, g1);
-        for (int i = 0; i < 2 && st == PD_OK; i++) {
-            const pd_sgemm_args *g = i == 0 ? g0 : g1;
-            if (gemm_writes(g, dy, fbytes) || gemm_writes(g, dz, fbytes) ||
-                gemm_writes(g, mask, mbytes) || gemm_writes(g, db, dbbytes) ||
-                (act && gemm_writes(g, y, fbytes))) {
-                st = PD_ERR_ARG;
-            }
+        if (st == PD_OK && (gemm_clashes(g0, dy, mask, y, dz, db, m, n, act) ||
+                            (g1 != NULL && gemm_clashes(g1, dy, mask, y, dz, db, m, n, act)))) {
+            st = PD_ERR_ARG;
         }
         if (st != PD_OK) {
             return st;

@@ -133,8 +133,9 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
  * db_accumulate is 0. dz may equal dy; no other overlap. Then the weight and input
  * gradients, two SGEMMs on dz: gw and gx as pd_sgemm_pair(gw, gx), or pd_sgemm on
  * whichever is not NULL (both NULL: none). Every check comes first (PD_ERR_ARG,
- * nothing written): those of both parts, and neither GEMM's C may overlap dy, dz,
- * y, the mask or db. */
+ * nothing written): those of both parts; neither GEMM's C may overlap dy, dz, y,
+ * the mask or db; and neither GEMM may read dz or db through another operand
+ * (dz itself, as A or B, is how they read dz). */
 pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const float *y, float *dz,
                                  float *db, int32_t db_accumulate, int64_t m, int64_t n,
                                  int32_t act, float p, const pd_sgemm_args *gw,

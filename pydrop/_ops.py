@@ -848,7 +848,7 @@ def linear_backward(
     )
     if status == lib.PD_ERR_ARG:
         reads = {"dy": dy, "y": y} if mask is None else {"dy": dy, "y": y, "mask": mask}
-        _check_overlaps("grad_b", db, reads, in_place=False)
+        _check_overlaps("grad_b", db, {**reads, "x": x, "w": w}, in_place=False)
         _check_overlaps("dz_out", dz, {"y": y, "x": x, "w": w}, in_place=False)
         if _overlap(dz, dy) and not _same_buffer(dz, dy):
             raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")

@@ -181,6 +181,15 @@ def test_backward_outputs_must_not_overlap(restore_threads, threads):
     y2 = pydrop.linear(x, w, b, dropout=0.5, seed=3, mask_out=raw[:4])
     with pytest.raises(ValueError, match="grad_b overlaps mask"):
         pydrop.linear_backward(dy, x, w, y2, raw[:4], dropout=0.5, grad_b=raw[:20].view(F))
+    # dz and db are written before the GEMMs read x and w
+    xbuf = np.zeros(64, F)
+    xbuf[:24] = x.ravel()
+    xs = xbuf[:24].reshape(6, 4)
+    with pytest.raises(ValueError, match="dz_out overlaps x"):
+        pydrop.linear_backward(dy, xs, w, y, dz_out=xbuf[:30].reshape(6, 5))
+    with pytest.raises(ValueError, match="grad_b overlaps w"):
+        pydrop.linear_backward(dy, x, w, y, grad_b=w.ravel()[:5])
+    np.testing.assert_array_equal(xs, x)
     dx, dw, _ = pydrop.linear_backward(
         dy, x, w, y, grad_w=buf[:20].reshape(4, 5), out=buf[20:44].reshape(6, 4)
     )

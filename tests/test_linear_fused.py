@@ -344,11 +344,12 @@ def test_backward_checks_both_gemms_before_writing():
     def gemm(c, a, b, ta, tb, mm, nn, kk, lda, ldb, beta=0.0):
         return ffi.new("pd_sgemm_args *", (ta, tb, mm, nn, kk, 1.0, a, lda, b, ldb, beta, c, nn))
 
-    def call(gw_c=None, gx_c=None, acc=1):
-        gw = gemm(gw_c if gw_c is not None else fp(dw), fp(x), fp(dz), 1, 0, k, n, m, k, n)
-        gx = gemm(gx_c if gx_c is not None else fp(dx), fp(dz), fp(w), 0, 1, m, k, n, n, n)
+    def call(gw_c=None, gx_c=None, acc=1, xp=None, wp=None, dzp=None, dbp=None):
+        xp, wp, dzp, dbp = xp or fp(x), wp or fp(w), dzp or fp(dz), dbp or fp(db)
+        gw = gemm(gw_c or fp(dw), xp, dzp, 1, 0, k, n, m, k, n)
+        gx = gemm(gx_c or fp(dx), dzp, wp, 0, 1, m, k, n, n, n)
         return lib.pd_linear_backward_f32(
-            fp(dy), u8(mask), fp(y), fp(dz), fp(db), acc, m, n, 1, 0.5, gw, gx
+            fp(dy), u8(mask), fp(y), dzp, dbp, acc, m, n, 1, 0.5, gw, gx
         )
 
     for name, target in [("dy", dy), ("y", y), ("mask", mask), ("db", db), ("dz", dz)]:
@@ -357,6 +358,17 @@ def test_backward_checks_both_gemms_before_writing():
             assert call(**{which: addr}) == lib.PD_ERR_ARG, (which, name)
             np.testing.assert_array_equal(dz, 7.0)
             np.testing.assert_array_equal(db, 3.0)
+            np.testing.assert_array_equal(dw, 5.0)
+            np.testing.assert_array_equal(dx, 5.0)
+    # what the elementwise part writes must not be under what a GEMM then reads
+    for name, src in (("x", x), ("w", w)):
+        buf = np.zeros(64, F)  # room for dz (32 floats) over the operand
+        buf[: src.size] = src.ravel()
+        under = ffi.cast("float *", buf.ctypes.data)
+        operand = {"xp": under} if name == "x" else {"wp": under}
+        for written in ("dzp", "dbp"):
+            assert call(**operand, **{written: under}) == lib.PD_ERR_ARG, (name, written)
+            np.testing.assert_array_equal(buf[: src.size], src.ravel())
             np.testing.assert_array_equal(dw, 5.0)
             np.testing.assert_array_equal(dx, 5.0)
     assert call(acc=0) == lib.PD_OK
