@@ -178,6 +178,16 @@ static void bwd_task(void *ctx, int32_t t, int32_t n_tasks) {
     }
 }
 
+/* The bytes of the elementwise part's operands: dy, dz and y (*f) and the mask (*mb),
+ * 0 when dz is empty; db (*db), which is written even then (zero-filled). Callers
+ * have checked that m * n does not overflow. */
+static void bwd_bytes(int64_t m, int64_t n, size_t *f, size_t *mb, size_t *db) {
+    size_t total = m > 0 && n > 0 ? (size_t)(m * n) : 0;
+    *f = total * sizeof(float);
+    *mb = (total + 7) >> 3;
+    *db = (size_t)(n > 0 ? n : 0) * sizeof(float);
+}
+
 /* The elementwise part's checks (m == 0 or n == 0 pass: nothing to do). */
 static pd_status bwd_check(const float *dy, const uint8_t *mask, const float *y, const float *dz,
                            const float *db, int64_t m, int64_t n, int32_t act, float p) {
@@ -190,9 +200,8 @@ static pd_status bwd_check(const float *dy, const uint8_t *mask, const float *y,
     if (n > ((int64_t)1 << 35) / m) {
         return PD_ERR_ARG;
     }
-    const int64_t total = m * n;
-    size_t fbytes = (size_t)total * sizeof(float), mbytes = (size_t)((total + 7) >> 3);
-    size_t dbbytes = (size_t)n * sizeof(float);
+    size_t fbytes, mbytes, dbbytes;
+    bwd_bytes(m, n, &fbytes, &mbytes, &dbbytes);
     if (dy == NULL || dz == NULL || (act && y == NULL) || (mask == NULL && p != 0.0f)) {
         return PD_ERR_ARG;
     }
@@ -212,10 +221,8 @@ static pd_status bwd_check(const float *dy, const uint8_t *mask, const float *y,
 static int gemm_clashes(const pd_sgemm_args *g, const float *dy, const uint8_t *mask,
                         const float *y, const float *dz, const float *db, int64_t m, int64_t n,
                         int32_t act) {
-    size_t total = m > 0 && n > 0 ? (size_t)(m * n) : 0;
-    size_t fbytes = total * sizeof(float), mbytes = (total + 7) >> 3;
-    size_t dbbytes = (size_t)(n > 0 ? n : 0) * sizeof(float);
-    size_t abytes, bbytes, cbytes;
+    size_t fbytes, mbytes, dbbytes, abytes, bbytes, cbytes;
+    bwd_bytes(m, n, &fbytes, &mbytes, &dbbytes);
     pd_sgemm_spans(g, &abytes, &bbytes, &cbytes);
     int a_dz = g->a == dz, b_dz = g->b == dz;
     return pd_overlaps(g->c, cbytes, dy, fbytes) || pd_overlaps(g->c, cbytes, dz, fbytes) ||

@@ -501,16 +501,25 @@ def relu_backward(dy: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) 
     return dx
 
 
+def _dense_layout(a: np.ndarray) -> tuple[int, int] | None:
+    """(trans, ld) of a 2-D float32 array that is C-contiguous (trans 0) or the
+    transpose of one (trans 1), or None for any other layout."""
+    rows, cols = a.shape
+    s0, s1 = a.strides
+    if s1 == 4 and s0 == 4 * cols:
+        return 0, cols
+    if s0 == 4 and s1 == 4 * rows:
+        return 1, rows
+    return None
+
+
 def _gemm_operand(name: str, a: object) -> tuple[np.ndarray, int, int]:
     """(array, trans, ld) for a 2-D view with unit stride along rows or columns."""
     if type(a) is np.ndarray and a.dtype is _F32 and a.ndim == 2 and a.size and a.flags.aligned:
         # Fast path for the common operands: dense, or the transpose of dense.
-        rows, cols = a.shape
-        s0, s1 = a.strides
-        if s1 == 4 and s0 == 4 * cols:
-            return a, 0, cols
-        if s0 == 4 and s1 == 4 * rows:
-            return a, 1, rows
+        layout = _dense_layout(a)
+        if layout is not None:
+            return a, *layout
     a = _float_array(name, a, ndim=2)
     rows, cols = a.shape
     s0, s1 = a.strides
@@ -536,19 +545,6 @@ def _ptr(a: np.ndarray, trans: int = 0) -> Any:
         return ffi.from_buffer("float[]", base)
     except (BufferError, ValueError):
         return ffi.cast("float *", a.__array_interface__["data"][0])
-
-
-def _dense_or_t(a: np.ndarray) -> tuple[int, int, Any] | None:
-    """(trans, ld, pointer) of a 2-D float32 array that is C-contiguous (trans 0) or
-    the transpose of one (trans 1), or None for any other layout."""
-    flags = a.flags
-    if not flags.aligned:
-        return None
-    if flags.c_contiguous:
-        return 0, a.shape[1], ffi.from_buffer("float[]", a)
-    if flags.f_contiguous:
-        return 1, a.shape[0], ffi.from_buffer("float[]", a.T)
-    return None
 
 
 def _sgemm_fast(
@@ -584,11 +580,13 @@ def _sgemm_fast(
         flags = c.flags
         if not (flags.c_contiguous and flags.writeable and flags.aligned):
             return None
-    la, lb = _dense_or_t(a), _dense_or_t(b)
+    if not (a.flags.aligned and b.flags.aligned):
+        return None
+    la, lb = _dense_layout(a), _dense_layout(b)
     if la is None or lb is None:
         return None
-    pc = ffi.from_buffer("float[]", c)
-    args = (la[0], lb[0], m, n, k, alpha, la[2], la[1], lb[2], lb[1], beta, pc, n)
+    (ta, lda), (tb, ldb) = la, lb
+    args = (ta, tb, m, n, k, alpha, _ptr(a, ta), lda, _ptr(b, tb), ldb, beta, _ptr(c), n)
     return a, b, c, args
 
 

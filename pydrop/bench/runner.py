@@ -119,7 +119,12 @@ def run_round_robin(
             stderr=err,
             text=True,
         )
-        runs.append({"spec": spec, "tag": tag, "out": out_path, "proc": proc, "err": err})
+        name = spec.get("impl") or spec["lib"]
+        if spec["lib"] == "pydrop" and spec.get("isa") and not spec.get("impl"):
+            name += f" {spec['isa']}"
+        runs.append(
+            {"spec": spec, "tag": tag, "name": name, "out": out_path, "proc": proc, "err": err}
+        )
     t0 = time.perf_counter()
     # A worker that cannot run (say, torch not installed) exits without READY.
     live = [r for r in runs if _reply(r["proc"], READY) is not None]
@@ -134,15 +139,12 @@ def run_round_robin(
             except BrokenPipeError:  # the worker died while waiting: _reply sees EOF
                 pass
             reply = _reply(r["proc"], TURN)
-            name = r["spec"].get("impl") or r["spec"]["lib"]
-            if r["spec"]["lib"] == "pydrop" and r["spec"].get("isa") and not r["spec"].get("impl"):
-                name += f" {r['spec']['isa']}"
             if reply is None:
                 live.remove(r)
-                print(f" {name} failed", end="", file=log, flush=True)
+                print(f" {r['name']} failed", end="", file=log, flush=True)
             else:
                 took = time.time() - json.loads(reply)["started"]
-                print(f" {name} {took:.2f} s", end="", file=log)
+                print(f" {r['name']} {took:.2f} s", end="", file=log)
         print(file=log, flush=True)
     results = []
     for r in runs:
