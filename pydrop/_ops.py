@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 import os
 import secrets
 import threading
@@ -686,6 +687,79 @@ def _row_major(name: str, a: object) -> tuple[np.ndarray, int]:
     return a, ld
 
 
+class _Call:
+    """A kernel call checked once for a fixed set of arrays: a layer keeps one and
+    reruns it, step after step, while ``matches`` holds, skipping the checks and the
+    buffer exports. It holds the arrays (so their ids stay theirs) and compares them
+    by identity, the other arguments by equality: a replaced array (a reassigned
+    ``Parameter.data``, another batch size's view) gets a new, fully checked call.
+    C still checks every call (shapes against spans, overlaps)."""
+
+    __slots__ = ("arrays", "scalars")
+
+    def matches(self, arrays: tuple[Any, ...], scalars: tuple[Any, ...]) -> bool:
+        return scalars == self.scalars and all(map(operator.is_, arrays, self.arrays))
+
+
+class _LinearCall(_Call):
+    """linear()'s checked arguments but the dropout counters, which ``run`` takes."""
+
+    __slots__ = ("y", "mask", "_args", "_inputs")
+
+    def __init__(
+        self,
+        x: object,
+        w: object,
+        b: object,
+        activation: object,
+        p: float,
+        out: object,
+        mask_out: object,
+        want_mask: bool,
+    ) -> None:
+        arrays = (x, w, b, out, mask_out)
+        x, ldx = _row_major("x", x)
+        w, trans_w, ldw = _gemm_operand("w", w)
+        m, k = x.shape
+        if w.shape[0] != k:
+            raise ValueError(f"w.shape[0] must equal x.shape[1], got x {x.shape} and w {w.shape}")
+        n = w.shape[1]
+        if b is not None:
+            b = _dense("b", b, ndim=1)
+            if b.shape != (n,):
+                raise ValueError(f"b must have shape ({n},), got {b.shape}")
+        act = _activation(activation)
+        # Overlaps between y, the mask and the inputs are C's to reject (run).
+        y = _out(out, (m, n), {}, in_place=False)
+        mask = None
+        if mask_out is not None:
+            mask = _mask_out(mask_out, m * n, {})
+        elif want_mask:
+            mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
+        self.arrays, self.scalars = arrays, (activation, p)
+        self.y, self.mask = y, mask
+        self._inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
+        self._args = (
+            (_ptr(x), ldx, _ptr(w, trans_w), ldw, trans_w)
+            + (ffi.NULL if b is None else _fbuf(b), _fbuf(y))
+            + (ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask), m, n, k, act, p)
+            if y.size
+            else ()
+        )
+
+    def run(self, seed: int, stream: int, step: int) -> None:
+        if not self._args:
+            return
+        status = lib.pd_linear_forward_f32(*self._args, seed, stream, step)
+        if status == lib.PD_ERR_ARG:
+            # every other argument was checked: name the overlap C found
+            y = self.y
+            _out(y, y.shape, self._inputs, in_place=False)
+            if self.mask is not None:
+                _mask_out(self.mask, y.size, {**self._inputs, "out": y})
+        _check(status, "linear")
+
+
 def linear(
     x: np.ndarray,
     w: np.ndarray,
@@ -710,60 +784,112 @@ def linear(
     view; b is (n,) or None. Dropout arguments are those of :func:`dropout`;
     ``training=False`` turns dropout off and draws nothing.
     """
-    x, ldx = _row_major("x", x)
-    w, trans_w, ldw = _gemm_operand("w", w)
-    m, k = x.shape
-    if w.shape[0] != k:
-        raise ValueError(f"w.shape[0] must equal x.shape[1], got x {x.shape} and w {w.shape}")
-    n = w.shape[1]
-    if b is not None:
-        b = _dense("b", b, ndim=1)
-        if b.shape != (n,):
-            raise ValueError(f"b must have shape ({n},), got {b.shape}")
-    act = _activation(activation)
     pf = _check_p(dropout, "dropout")
+    want_mask = return_mask or (training and pf > 0.0)
+    call = _LinearCall(x, w, b, activation, pf if training else 0.0, out, mask_out, want_mask)
     stream_v = _check_int("stream", stream, _U32)
     counters = _explicit_counters(seed, step)
-    # Overlaps between y, the mask and the inputs are C's to reject (below).
-    y = _out(out, (m, n), {}, in_place=False)
-    want_mask = return_mask or mask_out is not None
-    mask = None
-    if mask_out is not None:
-        mask = _mask_out(mask_out, m * n, {})
-    elif want_mask or (training and pf > 0.0):
-        mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
-    p_eff = pf if training else 0.0
     if not training:
         seed_v = step_v = 0
     else:
         seed_v, step_v = counters if counters is not None else _default.draw()
-    if y.size:
-        status = lib.pd_linear_forward_f32(
-            _ptr(x),
-            ldx,
-            _ptr(w, trans_w),
-            ldw,
-            trans_w,
-            ffi.NULL if b is None else _fbuf(b),
-            _fbuf(y),
+    call.run(seed_v, stream_v, step_v)
+    return (call.y, call.mask) if return_mask else call.y  # type: ignore[return-value]
+
+
+class _LinearBackwardCall(_Call):
+    """linear_backward()'s checked arguments; ``run`` makes the C call."""
+
+    __slots__ = ("dx", "dw", "db", "_args", "_arrays")
+
+    def __init__(
+        self,
+        dy: object,
+        x: object,
+        w: object,
+        y: object,
+        mask: object,
+        activation: object,
+        dropout: object,
+        grad_w: object,
+        grad_b: object,
+        out: object,
+        dz_out: object,
+        input_grad: bool,
+        accumulate: tuple[bool, bool],
+    ) -> None:
+        arrays = (dy, x, w, y, mask, grad_w, grad_b, out, dz_out)
+        dy = _dense("dy", dy, ndim=2)
+        x, _ = _row_major("x", x)
+        w, _, _ = _gemm_operand("w", w)
+        y = _dense("y", y, ndim=2)
+        m, n = dy.shape
+        k = x.shape[1]
+        if y.shape != (m, n) or x.shape[0] != m or w.shape != (k, n):
+            raise ValueError(
+                f"shapes do not match a linear forward: dy {dy.shape}, x {x.shape}, "
+                f"w {w.shape}, y {y.shape}"
+            )
+        act = _activation(activation)
+        pf = _check_p(dropout, "dropout")
+        if mask is not None:
+            mask = _mask_array("mask", mask, m * n)
+        elif pf != 0.0:
+            raise ValueError("mask is required when dropout > 0 (the forward's return_mask)")
+        if (
+            not isinstance(accumulate, tuple)
+            or len(accumulate) != 2
+            or not all(isinstance(a, bool) for a in accumulate)
+        ):
+            raise TypeError(f"accumulate must be a pair of bools, got {accumulate!r}")
+        # (a new db is zero-filled by C: db_accumulate is 0 for it)
+        db = np.empty(n, dtype=np.float32) if grad_b is None else _out_array("grad_b", grad_b, (n,))
+        dz = (
+            np.empty((m, n), dtype=np.float32)
+            if dz_out is None
+            else _out_array("dz_out", dz_out, (m, n))
+        )
+        beta = 1.0 if grad_w is not None and accumulate[0] else 0.0
+        _, _, dw, args_w = _sgemm_args(x.T, dz, grad_w, 1.0, beta, ("x.T", "dz", "grad_w"))
+        dx, args_x = None, ()
+        if input_grad:
+            _, _, dx, args_x = _sgemm_args(dz, w.T, out, 1.0, 0.0, ("dz", "w.T", "out"))
+        self.arrays, self.scalars = arrays, (activation, dropout, input_grad, accumulate)
+        self.dx, self.dw, self.db = dx, dw, db
+        self._arrays = (dy, x, w, y, mask, dz)
+        self._args = (
+            _fbuf(dy),
             ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
+            _fbuf(y),
+            _fbuf(dz),
+            _fbuf(db),
+            int(grad_b is not None and accumulate[1]),
             m,
             n,
-            k,
             act,
-            p_eff,
-            seed_v,
-            stream_v,
-            step_v,
+            pf,
+            ffi.new("pd_sgemm_args *", args_w) if args_w else ffi.NULL,
+            ffi.new("pd_sgemm_args *", args_x) if args_x else ffi.NULL,
         )
+
+    def run(self) -> None:
+        status = lib.pd_linear_backward_f32(*self._args)
         if status == lib.PD_ERR_ARG:
-            # every other argument was checked above: name the overlap C found
-            inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
-            _out(y, (m, n), inputs, in_place=False)
-            if mask is not None:
-                _mask_out(mask, m * n, {**inputs, "out": y})
-        _check(status, "linear")
-    return (y, mask) if return_mask else y  # type: ignore[return-value]
+            # C checks every overlap before it writes anything; these slow checks
+            # only name the offending pair.
+            dy, x, w, y, mask, dz = self._arrays
+            db, dw, dx = self.db, self.dw, self.dx
+            reads = {"dy": dy, "y": y} if mask is None else {"dy": dy, "y": y, "mask": mask}
+            _check_overlaps("grad_b", db, {**reads, "x": x, "w": w}, in_place=False)
+            _check_overlaps("dz_out", dz, {"y": y, "x": x, "w": w}, in_place=False)
+            if _overlap(dz, dy) and not _same_buffer(dz, dy):
+                raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")
+            outs = {"grad_w": dw} if dx is None else {"grad_w": dw, "out": dx}
+            for name, c in outs.items():
+                for other, arr in {"x": x, "dz": dz, "w": w, "grad_b": db, **reads, **outs}.items():
+                    if other != name and _overlap(c, arr):
+                        raise ValueError(f"{name} overlaps {other}")
+        _check(status, "linear_backward")
 
 
 def linear_backward(
@@ -793,70 +919,11 @@ def linear_backward(
     only for dropout == 0. ``input_grad=False`` skips dx (returned as None). Returns
     (dx, dw, db).
     """
-    dy = _dense("dy", dy, ndim=2)
-    x, _ = _row_major("x", x)
-    w, _, _ = _gemm_operand("w", w)
-    y = _dense("y", y, ndim=2)
-    m, n = dy.shape
-    k = x.shape[1]
-    if y.shape != (m, n) or x.shape[0] != m or w.shape != (k, n):
-        raise ValueError(
-            f"shapes do not match a linear forward: dy {dy.shape}, x {x.shape}, "
-            f"w {w.shape}, y {y.shape}"
-        )
-    act = _activation(activation)
-    pf = _check_p(dropout, "dropout")
-    if mask is not None:
-        mask = _mask_array("mask", mask, m * n)
-    elif pf != 0.0:
-        raise ValueError("mask is required when dropout > 0 (the forward's return_mask)")
-    if (
-        not isinstance(accumulate, tuple)
-        or len(accumulate) != 2
-        or not all(isinstance(a, bool) for a in accumulate)
-    ):
-        raise TypeError(f"accumulate must be a pair of bools, got {accumulate!r}")
-    # (a new db is zero-filled by C: db_accumulate is 0 for it)
-    db = np.empty(n, dtype=np.float32) if grad_b is None else _out_array("grad_b", grad_b, (n,))
-    dz = (
-        np.empty((m, n), dtype=np.float32)
-        if dz_out is None
-        else _out_array("dz_out", dz_out, (m, n))
+    call = _LinearBackwardCall(
+        dy, x, w, y, mask, activation, dropout, grad_w, grad_b, out, dz_out, input_grad, accumulate
     )
-    beta = 1.0 if grad_w is not None and accumulate[0] else 0.0
-    _, _, dw, args_w = _sgemm_args(x.T, dz, grad_w, 1.0, beta, ("x.T", "dz", "grad_w"))
-    dx, args_x = None, ()
-    if input_grad:
-        _, _, dx, args_x = _sgemm_args(dz, w.T, out, 1.0, 0.0, ("dz", "w.T", "out"))
-    # C checks every overlap before it writes anything; the slow checks below only
-    # name the offending pair when it rejects the call.
-    status = lib.pd_linear_backward_f32(
-        _fbuf(dy),
-        ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask),
-        _fbuf(y),
-        _fbuf(dz),
-        _fbuf(db),
-        int(grad_b is not None and accumulate[1]),
-        m,
-        n,
-        act,
-        pf,
-        ffi.new("pd_sgemm_args *", args_w) if args_w else ffi.NULL,
-        ffi.new("pd_sgemm_args *", args_x) if args_x else ffi.NULL,
-    )
-    if status == lib.PD_ERR_ARG:
-        reads = {"dy": dy, "y": y} if mask is None else {"dy": dy, "y": y, "mask": mask}
-        _check_overlaps("grad_b", db, {**reads, "x": x, "w": w}, in_place=False)
-        _check_overlaps("dz_out", dz, {"y": y, "x": x, "w": w}, in_place=False)
-        if _overlap(dz, dy) and not _same_buffer(dz, dy):
-            raise ValueError("dz_out overlaps dy; only exact in-place (dz_out=dy) is allowed")
-        outs = {"grad_w": dw} if dx is None else {"grad_w": dw, "out": dx}
-        for name, c in outs.items():
-            for other, arr in {"x": x, "dz": dz, "w": w, "grad_b": db, **reads, **outs}.items():
-                if other != name and _overlap(c, arr):
-                    raise ValueError(f"{name} overlaps {other}")
-    _check(status, "linear_backward")
-    return dx, dw, db
+    call.run()
+    return call.dx, call.dw, call.db
 
 
 # --- training-step kernels (for losses, optim and data; not public API) -------
@@ -915,6 +982,42 @@ def softmax_xent_backward(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     return p
 
 
+class _SGDCall(_Call):
+    """sgd_step()'s checked arguments; ``run`` makes the C call."""
+
+    __slots__ = ("_args",)
+
+    def __init__(
+        self, w: object, g: object, v: object, lr: object, momentum: object, weight_decay: object
+    ) -> None:
+        arrays = (w, g, v)
+        w = _dense("w", w)
+        g = _dense("g", g)
+        v = _dense("v", v)
+        if g.shape != w.shape or v.shape != w.shape:
+            raise ValueError(
+                f"w, g and v must have the same shape, got {w.shape}, {g.shape} and {v.shape}"
+            )
+        for name, a in (("w", w), ("v", v)):
+            if not a.flags.writeable:
+                raise ValueError(f"{name} is read-only; help: pass a writable array")
+        hyper = (
+            _check_real("lr", lr),
+            _check_real("momentum", momentum),
+            _check_real("weight_decay", weight_decay),
+        )
+        self.arrays, self.scalars = arrays, (lr, momentum, weight_decay)
+        self._args = (_fbuf(w), _fbuf(g), _fbuf(v), w.size, *hyper)
+
+    def run(self) -> None:
+        status = lib.pd_sgd_step_f32(*self._args)
+        # The overlap test is left to C, which makes it anyway: np.may_share_memory
+        # costs as much as the C call on a bias.
+        if status == lib.PD_ERR_ARG:
+            raise ValueError("w, g and v must not overlap each other")
+        _check(status, "sgd_step")
+
+
 def sgd_step(
     w: np.ndarray,
     g: np.ndarray,
@@ -925,31 +1028,7 @@ def sgd_step(
 ) -> None:
     """One torch.optim.SGD step in place on w (and on v when momentum != 0), in
     float32, bit for bit the NumPy float32 formula (pd_sgd_step_f32)."""
-    w = _dense("w", w)
-    g = _dense("g", g)
-    v = _dense("v", v)
-    if g.shape != w.shape or v.shape != w.shape:
-        raise ValueError(
-            f"w, g and v must have the same shape, got {w.shape}, {g.shape} and {v.shape}"
-        )
-    for name, a in (("w", w), ("v", v)):
-        if not a.flags.writeable:
-            raise ValueError(f"{name} is read-only; help: pass a writable array")
-    status = lib.pd_sgd_step_f32(
-        _fbuf(w),
-        _fbuf(g),
-        _fbuf(v),
-        w.size,
-        _check_real("lr", lr),
-        _check_real("momentum", momentum),
-        _check_real("weight_decay", weight_decay),
-    )
-    # The overlap test is left to C, which makes it anyway: this runs once per
-    # parameter per training step, and np.may_share_memory costs as much as the
-    # C call on a bias.
-    if status == lib.PD_ERR_ARG:
-        raise ValueError("w, g and v must not overlap each other")
-    _check(status, "sgd_step")
+    _SGDCall(w, g, v, lr, momentum, weight_decay).run()
 
 
 def take_rows(src: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

@@ -259,7 +259,9 @@ class DataLoader:
             sel = idx[s : s + bs]
             if self.reuse_buffers:
                 assert self._xbuf is not None and self._ybuf is not None
-                xb, yb = self._xbuf[: len(sel)], self._ybuf[: len(sel)]
+                xb, yb = self._xbuf, self._ybuf
+                if len(sel) < len(xb):
+                    xb, yb = xb[: len(sel)], yb[: len(sel)]
                 _gather_rows(self.X, sel, xb)
                 np.take(self.y, sel, out=yb)
                 yield xb, yb

@@ -46,20 +46,26 @@ class SoftmaxCrossEntropy:
     def __init__(self) -> None:
         self._cap = -1
         self._c = -1
-        self._n = 0
 
-    def _buffers(self, n: int, c: int) -> None:
+    def _buffers(self, n: int, c: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows 0..n of the probability and label buffers: the same view objects
+        while n stays (the gradient is the next layer's dY, whose checked kernel
+        call is reused while its arrays are the same objects)."""
         if n > self._cap or c != self._c:
             self._P = np.empty((n, c), dtype=np.float32)
             self._y = np.empty(n, dtype=np.int64)
             self._cap, self._c = n, c
+            self._views = (self._P, self._y)
+        P, labels = self._views
+        if P.shape[0] != n:
+            self._views = P, labels = self._P[:n], self._y[:n]
+        return P, labels
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
         # The label range is checked by the kernel (same message as _check's).
         _check_shapes(logits, y)
         n, c = logits.shape
-        self._buffers(n, c)
-        P, labels = self._P[:n], self._y[:n]
+        P, labels = self._buffers(n, c)
         # The kernel reads dense rows it does not write: copy strided logits, and
         # logits that are (a view of) this loss's own gradient buffer.
         if not (logits.flags.c_contiguous and logits.flags.aligned) or np.may_share_memory(
@@ -69,7 +75,6 @@ class SoftmaxCrossEntropy:
         # A copy: backward needs these labels even if the caller reuses y meanwhile.
         np.copyto(labels, y)
         total = softmax_xent(logits, labels, P)
-        self._n = n
         if n == 0:
             return float("nan")
         return total / n
@@ -77,10 +82,10 @@ class SoftmaxCrossEntropy:
     __call__ = forward
 
     def backward(self) -> np.ndarray:
-        n = self._n
         if self._cap < 0:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        return softmax_xent_backward(self._P[:n], self._y[:n])
+        P, labels = self._views
+        return softmax_xent_backward(P, labels)
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ._ops import sgd_step
+from ._ops import _SGDCall
 from .nn import Module, Parameter
 
 __all__ = ["SGD"]
@@ -49,6 +49,7 @@ class SGD:
         else:
             self._params = list(params)
         self._velocity: list[np.ndarray] = []
+        self._calls: list[_SGDCall | None] = []  # one checked kernel call per parameter
         self.steps = 0
 
     @property
@@ -71,9 +72,16 @@ class SGD:
 
     def step(self) -> None:
         self._ensure_state()
-        lr, mu, wd = self.lr, self.momentum, self.weight_decay
-        for p, v in zip(self.params, self._velocity, strict=True):
-            sgd_step(p.data, p.grad, v, lr, mu, wd)
+        hyper = (self.lr, self.momentum, self.weight_decay)
+        calls = self._calls
+        if len(calls) != len(self._velocity):
+            calls[:] = [None] * len(self._velocity)
+        for i, (p, v) in enumerate(zip(self.params, self._velocity, strict=True)):
+            arrays = (p.data, p.grad, v)
+            call = calls[i]
+            if call is None or not call.matches(arrays, hyper):
+                call = calls[i] = _SGDCall(*arrays, *hyper)
+            call.run()
         self.steps += 1
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -36,7 +36,7 @@ def _rand(rng, *shape, scale=1.0):
 def _relu_pattern(module):
     """Which ReLU units are on after the last forward (Dense('relu') and ReLU layers)."""
     outs = [m._y for m in module.modules() if isinstance(m, nn.ReLU)]
-    outs += [m._y for m in module.modules() if isinstance(m, nn.Dense) and m.activation]
+    outs += [m._fwd.y for m in module.modules() if isinstance(m, nn.Dense) and m.activation]
     return np.concatenate([o.ravel() > 0 for o in outs]) if outs else np.zeros(0, bool)
 
 
