@@ -343,6 +343,61 @@ def test_call_returns_a_copy_forward_a_reused_buffer():
     np.testing.assert_array_equal(c, layer(X))
 
 
+def test_dense_reruns_its_checked_call_until_an_array_is_replaced():
+    """Dense keeps its checked kernel calls while every array is the same object; a
+    replaced array (Parameter.data, another batch size) gets a new, fully checked
+    call, and in-place updates are read by the kept one."""
+    rng = np.random.default_rng(12)
+    layer = nn.Dense(5, activation="relu", in_units=7, seed=1)
+    X = _rand(rng, 6, 7)
+
+    def expect(x):
+        return pydrop.linear(x, layer.weight.data, layer.bias.data, activation="relu")
+
+    layer.forward(X)
+    first = layer._fwd
+    layer.weight.data *= -1.0  # in place: the same call, the new values
+    np.testing.assert_array_equal(layer.forward(X), expect(X))
+    assert layer._fwd is first
+    layer.weight.data = _rand(rng, 7, 5)
+    np.testing.assert_array_equal(layer.forward(X), expect(X))
+    assert layer._fwd is not first
+    X3 = _rand(rng, 3, 7)
+    np.testing.assert_array_equal(layer.forward(X3), expect(X3))
+
+    dY = _rand(rng, 3, 5)
+    layer.zero_grad()
+    dX = layer.backward(dY).copy()
+    dx, dw, db = pydrop.linear_backward(dY, X3, layer.weight.data, layer._fwd.y, activation="relu")
+    np.testing.assert_array_equal(dX, dx)
+    np.testing.assert_array_equal(layer.weight.grad, dw)
+    np.testing.assert_array_equal(layer.bias.grad, db)
+    layer.weight._grad = np.zeros((7, 5), dtype=np.float32)  # a new gradient buffer
+    layer.backward(dY)
+    np.testing.assert_array_equal(layer.weight._grad, dw)
+
+    layer.weight.data = np.zeros((7, 5))  # float64: the full checks run again
+    with pytest.raises(TypeError, match="w must have dtype float32"):
+        layer.forward(X3)
+
+
+def test_sgd_notices_new_hyperparameters_and_arrays():
+    p = nn.Parameter(np.ones((2, 3), dtype=np.float32))
+    opt = SGD([p], lr=0.5)
+    p.grad[...] = 1.0
+    opt.step()
+    np.testing.assert_array_equal(p.data, 0.5)
+    opt.lr = 0.25
+    opt.step()
+    np.testing.assert_array_equal(p.data, 0.25)
+    p.data = np.full((2, 3), 4.0, dtype=np.float32)
+    opt.step()
+    np.testing.assert_array_equal(p.data, 3.75)
+    p.data = np.zeros((2, 3), dtype=np.float16)
+    with pytest.raises(TypeError, match="w must have dtype float32"):
+        opt.step()
+
+
 # -- optimizer ------------------------------------------------------------------------
 
 
