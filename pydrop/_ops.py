@@ -945,41 +945,69 @@ def _index_array(name: str, a: object) -> np.ndarray:
     return a
 
 
+class _SoftmaxXentCall(_Call):
+    """softmax_xent()'s checked arguments; ``run`` returns the summed loss."""
+
+    __slots__ = ("_args", "_loss", "_c")
+
+    def __init__(self, logits: object, y: object, out: object) -> None:
+        arrays = (logits, y, out)
+        logits = _dense("logits", logits, ndim=2)
+        y = _index_array("y", y)
+        n, c = logits.shape
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},) for logits {logits.shape}, got {y.shape}")
+        p = _out(out, (n, c), {"logits": logits, "y": y}, in_place=False)
+        self.arrays, self.scalars = arrays, ()
+        self._loss = ffi.new("double *")
+        self._c = c
+        self._args = (_fbuf(logits), ffi.from_buffer("int64_t[]", y), _fbuf(p), n, c, self._loss)
+
+    def run(self) -> float:
+        status = lib.pd_softmax_xent_f32(*self._args)
+        if status == lib.PD_ERR_ARG:  # everything else was checked
+            raise ValueError(f"labels must be in 0..{self._c - 1}")
+        _check(status, "softmax_xent")
+        return float(self._loss[0])
+
+
 def softmax_xent(logits: np.ndarray, y: np.ndarray, out: np.ndarray) -> float:
     """out = softmax(logits) row-wise; returns the summed (not mean) cross-entropy
     of the rows against labels y, accumulated in float64 (pd_softmax_xent_f32)."""
-    logits = _dense("logits", logits, ndim=2)
-    y = _index_array("y", y)
-    n, c = logits.shape
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) for logits {logits.shape}, got {y.shape}")
-    p = _out(out, (n, c), {"logits": logits, "y": y}, in_place=False)
-    loss = ffi.new("double *")
-    status = lib.pd_softmax_xent_f32(
-        _fbuf(logits), ffi.from_buffer("int64_t[]", y), _fbuf(p), n, c, loss
-    )
-    if status == lib.PD_ERR_ARG:  # everything else was checked above
-        raise ValueError(f"labels must be in 0..{c - 1}")
-    _check(status, "softmax_xent")
-    return float(loss[0])
+    return _SoftmaxXentCall(logits, y, out).run()
+
+
+class _SoftmaxXentBackwardCall(_Call):
+    """softmax_xent_backward()'s checked arguments; ``run`` returns p."""
+
+    __slots__ = ("p", "_args")
+
+    def __init__(self, p: object, y: object) -> None:
+        arrays = (p, y)
+        p = _dense("p", p, ndim=2)
+        y = _index_array("y", y)
+        n, c = p.shape
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},) for p {p.shape}, got {y.shape}")
+        if not p.flags.writeable:
+            raise ValueError("p is read-only; help: pass the writable array softmax_xent wrote")
+        if _overlap(p, y):
+            raise ValueError("p overlaps y")
+        self.arrays, self.scalars = arrays, ()
+        self.p = p
+        self._args = (_fbuf(p), ffi.from_buffer("int64_t[]", y), n, c)
+
+    def run(self) -> np.ndarray:
+        status = lib.pd_softmax_xent_backward_f32(*self._args)
+        if status == lib.PD_ERR_ARG:
+            raise ValueError(f"labels must be in 0..{self._args[3] - 1}")
+        _check(status, "softmax_xent_backward")
+        return self.p
 
 
 def softmax_xent_backward(p: np.ndarray, y: np.ndarray) -> np.ndarray:
     """In place on softmax_xent's out: p = (p - onehot(y)) / n. Returns p."""
-    p = _dense("p", p, ndim=2)
-    y = _index_array("y", y)
-    n, c = p.shape
-    if y.shape != (n,):
-        raise ValueError(f"y must have shape ({n},) for p {p.shape}, got {y.shape}")
-    if not p.flags.writeable:
-        raise ValueError("p is read-only; help: pass the writable array softmax_xent wrote")
-    if _overlap(p, y):
-        raise ValueError("p overlaps y")
-    status = lib.pd_softmax_xent_backward_f32(_fbuf(p), ffi.from_buffer("int64_t[]", y), n, c)
-    if status == lib.PD_ERR_ARG:
-        raise ValueError(f"labels must be in 0..{c - 1}")
-    _check(status, "softmax_xent_backward")
-    return p
+    return _SoftmaxXentBackwardCall(p, y).run()
 
 
 class _SGDCall(_Call):
@@ -1037,11 +1065,13 @@ def take_rows(src: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -
     src = _dense("src", src, ndim=2)
     idx = _index_array("idx", idx)
     rows, cols = src.shape
-    dst = _out(out, (idx.size, cols), {"src": src, "idx": idx}, in_place=False)
+    # (an overlap of out with src or idx is C's to reject: named below)
+    dst = _out(out, (idx.size, cols), {}, in_place=False)
     status = lib.pd_take_rows_f32(
         _fbuf(src), rows, cols, ffi.from_buffer("int64_t[]", idx), idx.size, _fbuf(dst)
     )
     if status == lib.PD_ERR_ARG:  # everything else was checked above
+        _check_overlaps("out", dst, {"src": src, "idx": idx}, in_place=False)
         i = int(np.flatnonzero((idx < 0) | (idx >= rows))[0])
         raise ValueError(f"idx[{i}] = {int(idx[i])} is out of range for src with {rows} rows")
     _check(status, "take_rows")

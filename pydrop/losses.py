@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._ops import softmax_xent, softmax_xent_backward
+from ._ops import _SoftmaxXentBackwardCall, _SoftmaxXentCall
 from .nn import softmax
 
 __all__ = ["SoftmaxCrossEntropy", "accuracy", "softmax"]
@@ -46,6 +46,9 @@ class SoftmaxCrossEntropy:
     def __init__(self) -> None:
         self._cap = -1
         self._c = -1
+        # checked kernel calls, kept while their arrays are the same objects
+        self._fwd: _SoftmaxXentCall | None = None
+        self._bwd: _SoftmaxXentBackwardCall | None = None
 
     def _buffers(self, n: int, c: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows 0..n of the probability and label buffers: the same view objects
@@ -66,15 +69,21 @@ class SoftmaxCrossEntropy:
         _check_shapes(logits, y)
         n, c = logits.shape
         P, labels = self._buffers(n, c)
-        # The kernel reads dense rows it does not write: copy strided logits, and
-        # logits that are (a view of) this loss's own gradient buffer.
-        if not (logits.flags.c_contiguous and logits.flags.aligned) or np.may_share_memory(
-            logits, self._P
-        ):
-            logits = logits.copy()
         # A copy: backward needs these labels even if the caller reuses y meanwhile.
         np.copyto(labels, y)
-        total = softmax_xent(logits, labels, P)
+        call = self._fwd
+        if call is None or not call.matches((logits, labels, P), ()):
+            # The kernel reads dense rows it does not write: copy strided logits, and
+            # logits that are (a view of) this loss's own gradient buffer (a copy is
+            # made afresh each time, so its call is not kept).
+            src = logits
+            if not (logits.flags.c_contiguous and logits.flags.aligned) or np.may_share_memory(
+                logits, self._P
+            ):
+                src = logits.copy()
+            call = _SoftmaxXentCall(src, labels, P)
+            self._fwd = call if src is logits else None
+        total = call.run()
         if n == 0:
             return float("nan")
         return total / n
@@ -85,7 +94,10 @@ class SoftmaxCrossEntropy:
         if self._cap < 0:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
         P, labels = self._views
-        return softmax_xent_backward(P, labels)
+        call = self._bwd
+        if call is None or not call.matches((P, labels), ()):
+            call = self._bwd = _SoftmaxXentBackwardCall(P, labels)
+        return call.run()
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:

@@ -158,11 +158,16 @@ class Module:
             yield from m.named_parameters(f"{prefix}{name}.")
 
     def parameters(self) -> list[Parameter]:
-        return [p for _, p in self.named_parameters()]
+        """named_parameters' Parameters, in its order (without the name strings and
+        generators: the Trainer clears them every step)."""
+        params = [p for p in self._params.values() if p is not None]
+        for _, m in self.children():
+            params += m.parameters()
+        return params
 
     def zero_grad(self) -> None:
         for p in self.parameters():
-            p.zero_grad()
+            p._grad_cleared = True
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
