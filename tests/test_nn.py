@@ -158,6 +158,29 @@ def test_loss_gradient_and_oracle():
     _fd_check(f, [logits], [grad], n_probe=80)
 
 
+def test_loss_kept_calls_read_new_values_and_never_a_stale_copy():
+    rng = np.random.default_rng(13)
+    loss = SoftmaxCrossEntropy()
+    logits, y = _rand(rng, 8, 5), rng.integers(0, 5, 8)
+
+    def fresh(z, labels):
+        ref = SoftmaxCrossEntropy()
+        return ref.forward(z.copy(), labels), ref.backward().copy()
+
+    for _ in range(2):  # the same objects, new contents: the kept calls read them
+        want, want_grad = fresh(logits, y)
+        assert loss.forward(logits, y) == want
+        np.testing.assert_array_equal(loss.backward(), want_grad)
+        logits *= 2.0
+        y = (y + 1) % 5
+    # logits that are the loss's own gradient buffer are copied afresh every call
+    for _ in range(2):
+        g = loss.backward()
+        want, want_grad = fresh(g, y)
+        assert loss.forward(g, y) == want
+        np.testing.assert_array_equal(loss.backward(), want_grad)
+
+
 def test_loss_is_stable_for_huge_logits():
     logits = np.array([[1e30, 0.0, -1e30], [-5e4, 5e4, 0.0]], dtype=np.float32)
     loss = SoftmaxCrossEntropy()
