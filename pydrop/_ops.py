@@ -698,6 +698,8 @@ class _Call:
     __slots__ = ("arrays", "scalars")
 
     def matches(self, arrays: tuple[Any, ...], scalars: tuple[Any, ...]) -> bool:
+        """Whether a call with these arguments would be this one: ``arrays`` are the
+        constructor's array arguments and ``scalars`` its others, each in order."""
         return scalars == self.scalars and all(map(operator.is_, arrays, self.arrays))
 
 
@@ -712,7 +714,7 @@ class _LinearCall(_Call):
         w: object,
         b: object,
         activation: object,
-        p: float,
+        p: object,
         out: object,
         mask_out: object,
         want_mask: bool,
@@ -729,6 +731,7 @@ class _LinearCall(_Call):
             if b.shape != (n,):
                 raise ValueError(f"b must have shape ({n},), got {b.shape}")
         act = _activation(activation)
+        p = _check_p(p, "dropout")
         # Overlaps between y, the mask and the inputs are C's to reject (run).
         y = _out(out, (m, n), {}, in_place=False)
         mask = None

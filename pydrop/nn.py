@@ -8,6 +8,13 @@ copy and is the safe call for casual use; the Trainer uses ``forward``.
 
 Gradients accumulate into ``Parameter.grad`` (``zero_grad()`` clears them).
 
+Kernel calls. A Dense layer keeps the checked C call of its last forward and of
+its last backward (``_ops``' call objects) and reruns it while every array is the
+same object: the buffers above, the parameters and the loader's reused batch are,
+step after step, so a training step skips the Python argument checks. Replacing an
+array (``Parameter.data = ...``, another batch size) makes a new, fully checked
+call; C checks every call either way.
+
 Initialisation. Dense weights are drawn from normal(0, 0.01) by NumPy's PCG64
 seeded with the layer's ``seed``; biases start at zero. A container assigns each
 child that has no seed of its own ``seed = SeedSequence([container seed, index])``
@@ -167,7 +174,7 @@ class Module:
 
     def zero_grad(self) -> None:
         for p in self.parameters():
-            p._grad_cleared = True
+            p.zero_grad()
 
     def train(self, mode: bool = True) -> Module:
         for m in self.modules():
@@ -332,11 +339,10 @@ class Dense(Module):
         else:
             mask, p = dropout._mask_rows(Y.size), dropout.p
             counters = dropout._draw()
-        arrays = (X, self.weight.data, self.bias.data, Y, mask)
+        W, b, act = self.weight.data, self.bias.data, self.activation
         call = self._fwd
-        if call is None or not call.matches(arrays, (self.activation, p)):
-            call = _LinearCall(*arrays[:3], self.activation, p, Y, mask, mask is not None)
-            self._fwd = call
+        if call is None or not call.matches((X, W, b, Y, mask), (act, p)):
+            call = self._fwd = _LinearCall(X, W, b, act, p, Y, mask, mask is not None)
         seed, stream, step = counters
         call.run(seed, stream, step)
         return Y
@@ -354,13 +360,15 @@ class Dense(Module):
         dX = self._rows("dx", n, self.weight.data.shape[0]) if self.input_grad else None
         w, b = self.weight, self.bias
         dZ = self._rows("dz", n, self.units)
-        arrays = (dY, X, w.data, Y, mask, w._grad, b._grad, dX, dZ)
+        act, dx_on = self.activation, self.input_grad
         # after zero_grad() the gradients are overwritten, not added to
-        scalars = (self.activation, p, self.input_grad, (not w._grad_cleared, not b._grad_cleared))
+        acc = (not w._grad_cleared, not b._grad_cleared)
+        arrays = (dY, X, w.data, Y, mask, w._grad, b._grad, dX, dZ)
         call = self._bwd
-        if call is None or not call.matches(arrays, scalars):
-            call = _LinearBackwardCall(*arrays[:5], *scalars[:2], *arrays[5:], *scalars[2:])
-            self._bwd = call
+        if call is None or not call.matches(arrays, (act, p, dx_on, acc)):
+            call = self._bwd = _LinearBackwardCall(
+                dY, X, w.data, Y, mask, act, p, w._grad, b._grad, dX, dZ, dx_on, acc
+            )
         call.run()
         w._grad_cleared = b._grad_cleared = False
         return call.dx

@@ -404,6 +404,20 @@ def test_dense_reruns_its_checked_call_until_an_array_is_replaced():
         layer.forward(X3)
 
 
+def test_fused_dropout_reads_a_changed_p_and_rejects_a_bad_one():
+    rng = np.random.default_rng(14)
+    model = nn.Sequential(nn.Dense(8, activation="relu", in_units=5), nn.Dropout(0.5))
+    X = _rand(rng, 4, 5)
+    model.forward(X)
+    model.layers[1].p = 0.0
+    dense = model.layers[0]
+    want = pydrop.linear(X, dense.weight.data, dense.bias.data, activation="relu")
+    np.testing.assert_array_equal(model.forward(X), want)
+    model.layers[1].p = 1.5
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\]"):
+        model.forward(X)
+
+
 def test_sgd_notices_new_hyperparameters_and_arrays():
     p = nn.Parameter(np.ones((2, 3), dtype=np.float32))
     opt = SGD([p], lr=0.5)
