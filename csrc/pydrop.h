@@ -167,6 +167,15 @@ pd_status pd_softmax_xent_backward_f32(float *p, const int64_t *y, int64_t n, in
 pd_status pd_sgd_step_f32(float *w, const float *g, float *v, int64_t n, float lr, float momentum,
                           float weight_decay);
 
+/* pd_sgd_step_f32 for `count` parameters in one parallel pass (what an optimizer
+ * step over a model's weights and biases needs): parameter p is w[p], g[p] and v[p]
+ * of n[p] floats, each checked as there. No array written (w[p], and v[p] when
+ * momentum != 0) may overlap another parameter's arrays either. Elementwise, so the
+ * result is that of count single calls, for any thread count. */
+pd_status pd_sgd_step_multi_f32(float *const *w, const float *const *g, float *const *v,
+                                const int64_t *n, int32_t count, float lr, float momentum,
+                                float weight_decay);
+
 /* Row gather: dst[i][:] = src[idx[i]][:] for i < n; src is src_rows x cols and dst is
  * n x cols, both dense. Every idx[i] must be in [0, src_rows), else PD_ERR_ARG and
  * dst is not written. dst must not overlap src or idx. */

@@ -195,23 +195,9 @@ pd_status pd_softmax_xent_backward_f32(float *p, const int64_t *y, int64_t n, in
 
 /* --- SGD ---------------------------------------------------------------------------- */
 
-typedef struct {
-    float *w;
-    const float *g;
-    float *v;
-    int64_t n;
-    float lr, momentum, weight_decay;
-} sgd_job;
-
-static void sgd_task(void *arg, int32_t t, int32_t tasks) {
-    const sgd_job *j = arg;
-    int64_t lo, hi;
-    pd_task_range(j->n, 16, t, tasks, &lo, &hi);
-    /* Disjoint: pd_sgd_step_f32 checked. */
-    float *restrict w = j->w;
-    const float *restrict g = j->g;
-    float *restrict v = j->v;
-    const float lr = j->lr, mu = j->momentum, wd = j->weight_decay;
+/* Elements [lo, hi) of one parameter. */
+static void sgd_range(float *restrict w, const float *restrict g, float *restrict v, int64_t lo,
+                      int64_t hi, float lr, float mu, float wd) {
     /* One loop per case, so each inner loop is branch-free and vectorizes. */
     if (wd != 0.0f && mu != 0.0f) {
         for (int64_t i = lo; i < hi; i++) {
@@ -235,24 +221,79 @@ static void sgd_task(void *arg, int32_t t, int32_t tasks) {
     }
 }
 
-pd_status pd_sgd_step_f32(float *w, const float *g, float *v, int64_t n, float lr, float momentum,
-                          float weight_decay) {
-    if (n < 0) {
+typedef struct {
+    float *const *w;
+    const float *const *g;
+    float *const *v;
+    const int64_t *n;
+    int32_t count;
+    int64_t total;
+    float lr, momentum, weight_decay;
+} sgd_job;
+
+/* A contiguous share of all the parameters' elements, laid end to end. */
+static void sgd_task(void *arg, int32_t t, int32_t tasks) {
+    const sgd_job *j = arg;
+    int64_t lo, hi;
+    pd_task_range(j->total, 16, t, tasks, &lo, &hi);
+    int64_t base = 0;
+    for (int32_t p = 0; p < j->count && base < hi; base += j->n[p], p++) {
+        int64_t a = lo > base ? lo - base : 0, b = hi - base < j->n[p] ? hi - base : j->n[p];
+        if (a < b) {
+            sgd_range(j->w[p], j->g[p], j->v[p], a, b, j->lr, j->momentum, j->weight_decay);
+        }
+    }
+}
+
+/* Whether any array written for parameter p (w, and v with momentum) overlaps an
+ * array of parameter q (p != q), or of p itself (w, g, v pairwise). */
+static int sgd_clash(float *const *w, const float *const *g, float *const *v, const int64_t *n,
+                     int32_t p, int32_t q, int use_v) {
+    size_t bp = (size_t)n[p] * sizeof(float), bq = (size_t)n[q] * sizeof(float);
+    if (p == q) {
+        return pd_overlaps(w[p], bp, g[p], bp) ||
+               (use_v && (pd_overlaps(v[p], bp, w[p], bp) || pd_overlaps(v[p], bp, g[p], bp)));
+    }
+    return pd_overlaps(w[p], bp, w[q], bq) || pd_overlaps(w[p], bp, g[q], bq) ||
+           (use_v && (pd_overlaps(w[p], bp, v[q], bq) || pd_overlaps(v[p], bp, w[q], bq) ||
+                      pd_overlaps(v[p], bp, g[q], bq) || pd_overlaps(v[p], bp, v[q], bq)));
+}
+
+pd_status pd_sgd_step_multi_f32(float *const *w, const float *const *g, float *const *v,
+                                const int64_t *n, int32_t count, float lr, float momentum,
+                                float weight_decay) {
+    if (count < 0 || (count > 0 && (w == NULL || g == NULL || v == NULL || n == NULL))) {
         return PD_ERR_ARG;
     }
-    if (n == 0) {
+    int use_v = momentum != 0.0f;
+    int64_t total = 0;
+    for (int32_t p = 0; p < count; p++) {
+        if (n[p] < 0 || n[p] > ((int64_t)1 << 60) - total) {
+            return PD_ERR_ARG;
+        }
+        total += n[p];
+        if (n[p] > 0 && (w[p] == NULL || g[p] == NULL || (use_v && v[p] == NULL))) {
+            return PD_ERR_ARG;
+        }
+    }
+    for (int32_t p = 0; p < count; p++) {
+        for (int32_t q = 0; q < count; q++) {
+            if (n[p] > 0 && n[q] > 0 && sgd_clash(w, g, v, n, p, q, use_v)) {
+                return PD_ERR_ARG;
+            }
+        }
+    }
+    if (total == 0) {
         return PD_OK;
     }
-    size_t nbytes = (size_t)n * sizeof(float);
-    int use_v = momentum != 0.0f;
-    if (w == NULL || g == NULL || pd_overlaps(w, nbytes, g, nbytes) ||
-        (use_v && (v == NULL || pd_overlaps(v, nbytes, w, nbytes) ||
-                   pd_overlaps(v, nbytes, g, nbytes)))) {
-        return PD_ERR_ARG;
-    }
-    sgd_job j = {.w = w, .g = g, .v = v, .n = n, .lr = lr, .momentum = momentum,
-                 .weight_decay = weight_decay};
-    return pd_parallel(pd_tasks_for(n, PD_PAR_SGD), sgd_task, &j);
+    sgd_job j = {.w = w, .g = g, .v = v, .n = n, .count = count, .total = total, .lr = lr,
+                 .momentum = momentum, .weight_decay = weight_decay};
+    return pd_parallel(pd_tasks_for(total, PD_PAR_SGD), sgd_task, &j);
+}
+
+pd_status pd_sgd_step_f32(float *w, const float *g, float *v, int64_t n, float lr, float momentum,
+                          float weight_decay) {
+    return pd_sgd_step_multi_f32(&w, &g, &v, &n, 1, lr, momentum, weight_decay);
 }
 
 /* --- row gather --------------------------------------------------------------------- */

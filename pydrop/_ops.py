@@ -1014,38 +1014,55 @@ def softmax_xent_backward(p: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 class _SGDCall(_Call):
-    """sgd_step()'s checked arguments; ``run`` makes the C call."""
+    """sgd_step()'s checked arguments for one or more parameters, ``arrays`` being
+    (w, g, v) of each in turn; ``run`` updates them all in one C call."""
 
     __slots__ = ("_args",)
 
     def __init__(
-        self, w: object, g: object, v: object, lr: object, momentum: object, weight_decay: object
+        self, arrays: tuple[Any, ...], lr: object, momentum: object, weight_decay: object
     ) -> None:
-        arrays = (w, g, v)
-        w = _dense("w", w)
-        g = _dense("g", g)
-        v = _dense("v", v)
-        if g.shape != w.shape or v.shape != w.shape:
-            raise ValueError(
-                f"w, g and v must have the same shape, got {w.shape}, {g.shape} and {v.shape}"
-            )
-        for name, a in (("w", w), ("v", v)):
-            if not a.flags.writeable:
-                raise ValueError(f"{name} is read-only; help: pass a writable array")
+        ptrs: list[list[Any]] = [[], [], []]
+        sizes = []
+        for i in range(0, len(arrays), 3):
+            w = _dense("w", arrays[i])
+            g = _dense("g", arrays[i + 1])
+            v = _dense("v", arrays[i + 2])
+            if g.shape != w.shape or v.shape != w.shape:
+                raise ValueError(
+                    f"w, g and v must have the same shape, got {w.shape}, {g.shape} and {v.shape}"
+                )
+            for name, a in (("w", w), ("v", v)):
+                if not a.flags.writeable:
+                    raise ValueError(f"{name} is read-only; help: pass a writable array")
+            for ptr, a in zip(ptrs, (w, g, v), strict=True):
+                ptr.append(_fbuf(a))
+            sizes.append(w.size)
         hyper = (
             _check_real("lr", lr),
             _check_real("momentum", momentum),
             _check_real("weight_decay", weight_decay),
         )
         self.arrays, self.scalars = arrays, (lr, momentum, weight_decay)
-        self._args = (_fbuf(w), _fbuf(g), _fbuf(v), w.size, *hyper)
+        # the cdata pointer arrays keep no reference to the buffers: ptrs does
+        self._args = (
+            ptrs,
+            ffi.new("float *[]", ptrs[0]),
+            ffi.new("float *[]", ptrs[1]),
+            ffi.new("float *[]", ptrs[2]),
+            ffi.new("int64_t[]", sizes),
+            len(sizes),
+            *hyper,
+        )
 
     def run(self) -> None:
-        status = lib.pd_sgd_step_f32(*self._args)
+        status = lib.pd_sgd_step_multi_f32(*self._args[1:])
         # The overlap test is left to C, which makes it anyway: np.may_share_memory
         # costs as much as the C call on a bias.
         if status == lib.PD_ERR_ARG:
-            raise ValueError("w, g and v must not overlap each other")
+            if self._args[5] == 1:
+                raise ValueError("w, g and v must not overlap each other")
+            raise ValueError("the parameters' w, g and v must not overlap each other")
         _check(status, "sgd_step")
 
 
@@ -1059,7 +1076,7 @@ def sgd_step(
 ) -> None:
     """One torch.optim.SGD step in place on w (and on v when momentum != 0), in
     float32, bit for bit the NumPy float32 formula (pd_sgd_step_f32)."""
-    _SGDCall(w, g, v, lr, momentum, weight_decay).run()
+    _SGDCall((w, g, v), lr, momentum, weight_decay).run()
 
 
 def take_rows(src: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

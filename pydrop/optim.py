@@ -5,8 +5,9 @@
     w = w - lr * (v or g)
 
 This is the update of torch.optim.SGD (dampening 0, no Nesterov). All arithmetic
-is float32, in place, one pass per parameter (the C kernel pd_sgd_step_f32), and
-bit for bit that of the NumPy float32 expressions above, for any thread count.
+is float32, in place, one pass over all the parameters (one C call,
+pd_sgd_step_multi_f32), and bit for bit that of the NumPy float32 expressions
+above, for any thread count.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class SGD:
         else:
             self._params = list(params)
         self._velocity: list[np.ndarray] = []
-        self._calls: list[_SGDCall | None] = []  # one checked kernel call per parameter
+        self._call: _SGDCall | None = None  # the checked kernel call over all parameters
         self.steps = 0
 
     @property
@@ -73,15 +74,13 @@ class SGD:
     def step(self) -> None:
         self._ensure_state()
         hyper = (self.lr, self.momentum, self.weight_decay)
-        calls = self._calls
-        if len(calls) != len(self._velocity):
-            calls[:] = [None] * len(self._velocity)
-        for i, (p, v) in enumerate(zip(self.params, self._velocity, strict=True)):
-            arrays = (p.data, p.grad, v)
-            call = calls[i]
-            if call is None or not call.matches(arrays, hyper):
-                call = calls[i] = _SGDCall(*arrays, *hyper)
-            call.run()
+        arrays = tuple(
+            a for p, v in zip(self.params, self._velocity, strict=True) for a in (p.data, p.grad, v)
+        )
+        call = self._call
+        if call is None or not call.matches(arrays, hyper):
+            call = self._call = _SGDCall(arrays, *hyper)
+        call.run()
         self.steps += 1
 
     def state_dict(self) -> dict[str, np.ndarray]:

@@ -286,6 +286,48 @@ def test_sgd_optimizer_bit_for_bit_and_state(momentum, wd):
         np.testing.assert_array_equal(fresh.state_dict()["velocity.2"], ref_v[2])
 
 
+@pytest.mark.parametrize("momentum,wd", CASES)
+def test_sgd_optimizer_one_call_split_across_parameters(restore_threads, momentum, wd):
+    """One C call updates every parameter; its thread split cuts across parameter
+    boundaries (at 2 threads the two shares meet inside the third), bit for bit
+    the per-parameter formula at 1 and 2 threads."""
+    rng = np.random.default_rng(7)
+    shapes = [(3, 1000), (300,), (784 * 256 + 17,), (0,), (5,)]
+    init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    out = []
+    for threads in (1, 2):
+        pydrop.set_num_threads(threads)
+        params = [Parameter(w.copy()) for w in init]
+        opt = SGD(params, lr=0.05, momentum=momentum, weight_decay=wd)
+        for _ in range(2):
+            for p, g in zip(params, grads, strict=True):
+                p.grad[...] = g
+            opt.step()
+        out.append([p.data for p in params])
+    for w0, g, a, b in zip(init, grads, *out, strict=True):
+        w, v = w0.copy(), np.zeros_like(w0)
+        for _ in range(2):
+            numpy_sgd(w, g, v, 0.05, momentum, wd)
+        np.testing.assert_array_equal(bits(a), bits(w))
+        np.testing.assert_array_equal(bits(b), bits(w))
+
+
+def test_sgd_optimizer_rejects_parameters_that_overlap():
+    first = Parameter(np.ones(8, dtype=np.float32))
+    second = Parameter(first.data[4:])  # a view: writing one writes the other
+    first.grad[...] = second.grad[...] = 1.0
+    with pytest.raises(ValueError, match="parameters' w, g and v must not overlap"):
+        SGD([first, second], lr=0.5).step()
+    np.testing.assert_array_equal(first.data, 1.0)  # rejected before writing
+    # a gradient two parameters only read is fine
+    third = Parameter(np.ones(8, dtype=np.float32))
+    third._grad = first._grad
+    SGD([first, third], lr=0.5).step()
+    np.testing.assert_array_equal(first.data, 0.5)
+    np.testing.assert_array_equal(third.data, 0.5)
+
+
 def test_sgd_step_rejects_bad_arrays():
     w = np.ones(8, dtype=np.float32)
     g = np.ones(8, dtype=np.float32)
@@ -318,6 +360,34 @@ def test_sgd_c_checks_overlap_itself():
     # Without momentum v is never touched, so it may be NULL.
     assert lib.pd_sgd_step_f32(fptr(a), fptr(b), ffi.NULL, 64, 0.5, 0.0, 0.0) == lib.PD_OK
     assert (a == 0.5).all()
+
+
+def test_sgd_multi_c_checks_every_parameter_and_pair():
+    a, b, c, d = (np.ones(64, dtype=np.float32) for _ in range(4))
+
+    def call(ws, gs, vs, ns, momentum=0.0, count=None):
+        arr = [
+            ffi.new("float *[]", [fptr(x) if x is not None else ffi.NULL for x in xs])
+            for xs in (ws, gs, vs)
+        ]
+        n = ffi.new("int64_t[]", ns)
+        k = len(ns) if count is None else count
+        return lib.pd_sgd_step_multi_f32(*arr, n, k, 0.5, momentum, 0.0)
+
+    assert call([a], [b], [c], [64], count=-1) == lib.PD_ERR_ARG
+    assert lib.pd_sgd_step_multi_f32(ffi.NULL, ffi.NULL, ffi.NULL, ffi.NULL, 1, 0.1, 0, 0) == (
+        lib.PD_ERR_ARG
+    )
+    assert call([a, None], [b, d], [c, c], [64, 8]) == lib.PD_ERR_ARG  # NULL w, n > 0
+    assert call([a, c], [b, d], [None, None], [64, -1]) == lib.PD_ERR_ARG
+    assert call([a, c], [b, d], [None, None], [2**59, 2**59]) == lib.PD_ERR_ARG  # overflow
+    assert call([a, c], [b, a[32:]], [None, None], [64, 16]) == lib.PD_ERR_ARG  # w0 under g1
+    assert call([a, c], [b, d], [d, b[8:]], [64, 16], momentum=0.9) == lib.PD_ERR_ARG
+    assert all((x == 1.0).all() for x in (a, b, c, d))  # nothing written
+    # shared reads are fine, and v may be NULL without momentum
+    assert call([a, c], [b, b], [None, None], [64, 64]) == lib.PD_OK
+    assert (a == 0.5).all() and (c == 0.5).all()
+    assert call([], [], [], [], count=0) == lib.PD_OK
 
 
 # --- row gather ------------------------------------------------------------------------
