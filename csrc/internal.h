@@ -47,8 +47,10 @@ void pd_relu_backward_f32_avx2(const float *dy, const float *x, float *dx, int64
 /* The active ISA's table (resolved once, on first use). */
 const pd_kernels *pd_active_kernels(void);
 
-/* Run fn(ctx, t, n_tasks) for t in [0, n_tasks) on the thread pool; the caller
- * runs t = 0 and returns when all are done. n_tasks is capped at the pool size. */
+/* Run fn(ctx, t, n_tasks) for t in [0, n_tasks) on the thread pool and return when
+ * all are done. Any thread may run any t (the caller too, several of them when the
+ * workers are slow to start), so fn must depend on t, never on the thread. n_tasks
+ * is capped at the pool size. */
 typedef void (*pd_task_fn)(void *ctx, int32_t t, int32_t n_tasks);
 pd_status pd_parallel(int32_t n_tasks, pd_task_fn fn, void *ctx);
 

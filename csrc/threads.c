@@ -2,7 +2,13 @@
  * several threads queue up on run_lock). Between jobs a worker spins briefly on the
  * job counter, then sleeps on a condition variable: a training step issues dozens of
  * short parallel calls back to back, and a futex wake-up per call would cost more
- * than some of those calls take. */
+ * than some of those calls take.
+ *
+ * The tasks of a job are claimed, not assigned: the caller and the workers take task
+ * indices from one counter until none is left, and the caller then waits only for
+ * tasks already taken. A worker whose core is busy with another process (a shared
+ * machine) therefore never holds the caller up by not having started: the caller
+ * runs its tasks. Every task computes the same thing whichever thread runs it. */
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -25,13 +31,32 @@ static _Atomic uint64_t generation;        /* bumped once per job */
 static pd_task_fn job_fn;
 static void *job_ctx;
 static int32_t job_tasks;
-static _Atomic int32_t pending; /* worker tasks of the current job not yet done */
+/* (low 32 bits of the job's generation) << 32 | next unclaimed task: a worker that
+ * read an older job's fields finds another generation here and claims nothing. */
+static _Atomic uint64_t claim;
+static _Atomic int32_t done; /* tasks of the current job finished */
 static _Atomic int32_t num_threads = 1;
 
 static inline void cpu_relax(void) {
 #if PD_X86
     __asm__ volatile("pause");
 #endif
+}
+
+/* Claim and run tasks of job `gen` until none is left. */
+static void run_tasks(uint32_t gen, pd_task_fn fn, void *ctx, int32_t tasks) {
+    for (;;) {
+        uint64_t c = atomic_load_explicit(&claim, memory_order_relaxed);
+        do {
+            if ((uint32_t)(c >> 32) != gen || (int64_t)(uint32_t)c >= tasks) {
+                return;
+            }
+        } while (!atomic_compare_exchange_weak_explicit(&claim, &c, c + 1, memory_order_relaxed,
+                                                        memory_order_relaxed));
+        fn(ctx, (int32_t)(uint32_t)c, tasks);
+        /* release: the caller's acquire of `done` sees this task's writes */
+        atomic_fetch_add_explicit(&done, 1, memory_order_release);
+    }
 }
 
 static void *worker(void *arg) {
@@ -53,10 +78,7 @@ static void *worker(void *arg) {
         void *ctx = job_ctx;
         int32_t tasks = job_tasks;
         pthread_mutex_unlock(&lock);
-        if (id < tasks) {
-            fn(ctx, id, tasks);
-            atomic_fetch_sub_explicit(&pending, 1, memory_order_release);
-        }
+        run_tasks((uint32_t)seen, fn, ctx, tasks);
     }
     return NULL;
 }
@@ -67,7 +89,8 @@ static void reset_after_fork(void) {
     pthread_mutex_init(&lock, NULL);
     pthread_cond_init(&wake, NULL);
     n_workers = 0;
-    atomic_store(&pending, 0);
+    atomic_store(&claim, 0);
+    atomic_store(&done, 0);
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -112,15 +135,18 @@ pd_status pd_parallel(int32_t n_tasks, pd_task_fn fn, void *ctx) {
     job_fn = fn;
     job_ctx = ctx;
     job_tasks = n_tasks;
-    atomic_store_explicit(&pending, n_tasks - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+    uint64_t gen = atomic_load_explicit(&generation, memory_order_relaxed) + 1;
+    atomic_store_explicit(&done, 0, memory_order_relaxed);
+    atomic_store_explicit(&claim, (uint64_t)(uint32_t)gen << 32, memory_order_relaxed);
+    atomic_store_explicit(&generation, gen, memory_order_relaxed);
     pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
 
-    fn(ctx, 0, n_tasks);
+    run_tasks((uint32_t)gen, fn, ctx, n_tasks);
 
-    /* The workers' release decrements make their results visible to this acquire. */
-    for (int i = 0; atomic_load_explicit(&pending, memory_order_acquire) > 0; i++) {
+    /* Every task is claimed now; wait for those the workers are running. Their
+     * release increments make their results visible to this acquire. */
+    for (int i = 0; atomic_load_explicit(&done, memory_order_acquire) < n_tasks; i++) {
         if (i < PD_SPIN) {
             cpu_relax();
         } else {
