@@ -178,8 +178,9 @@ drop_blocks(int nv, int relu, int64_t b, __m256i pb, const philox_plan *pl, cons
     }
 }
 
-/* drop_avx2's loop over the blocks, with relu a constant at each call. */
-PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+/* drop_avx2's loop over the blocks, with relu a constant at each call; returns the
+ * blocks it did (whole groups of 4; the rest is the scalar tail's). */
+PD_TARGET_AVX2 static inline __attribute__((always_inline)) int64_t
 drop_loop(int relu, uint64_t first, const float *x, float *y, int64_t n, uint8_t *mask,
           const philox_plan *pl, const drop_plan *dp) {
     /* Blocks whose 8 elements all exist. Their counters stay below 2^32 (see
@@ -197,6 +198,7 @@ drop_loop(int relu, uint64_t first, const float *x, float *y, int64_t n, uint8_t
         drop_blocks(1, relu, b, pb, pl, dp, x, y, mask);
         pb = _mm256_add_epi64(pb, step4);
     }
+    return b;
 }
 
 /* Mask and apply in one pass: the element loads and stores overlap the Philox
@@ -216,12 +218,8 @@ PD_SCHEDULE PD_TARGET_AVX2 static void drop_avx2(const uint32_t key[2], uint32_t
             (long long)(c * PD_PHILOX_M0), (long long)((c + 1) * PD_PHILOX_M0),
             (long long)((c + 2) * PD_PHILOX_M0), (long long)((c + 3) * PD_PHILOX_M0));
     }
-    if (relu) {
-        drop_loop(1, first, x, y, n, mask, &pl, &dp);
-    } else {
-        drop_loop(0, first, x, y, n, mask, &pl, &dp);
-    }
-    const int64_t b = (n >> 3) & ~(int64_t)3; /* where drop_loop stopped */
+    const int64_t b = relu ? drop_loop(1, first, x, y, n, mask, &pl, &dp)
+                           : drop_loop(0, first, x, y, n, mask, &pl, &dp);
     pd_drop_ref(key, stream, step, first + (uint64_t)b, x + 8 * b, y + 8 * b, n - 8 * b, t, s,
                 mask != NULL ? mask + b : NULL, relu);
 }

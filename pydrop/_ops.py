@@ -983,7 +983,7 @@ def softmax_xent(logits: np.ndarray, y: np.ndarray, out: np.ndarray) -> float:
 class _SoftmaxXentBackwardCall(_Call):
     """softmax_xent_backward()'s checked arguments; ``run`` returns p."""
 
-    __slots__ = ("p", "_args")
+    __slots__ = ("p", "_args", "_c")
 
     def __init__(self, p: object, y: object) -> None:
         arrays = (p, y)
@@ -998,12 +998,13 @@ class _SoftmaxXentBackwardCall(_Call):
             raise ValueError("p overlaps y")
         self.arrays, self.scalars = arrays, ()
         self.p = p
+        self._c = c
         self._args = (_fbuf(p), ffi.from_buffer("int64_t[]", y), n, c)
 
     def run(self) -> np.ndarray:
         status = lib.pd_softmax_xent_backward_f32(*self._args)
         if status == lib.PD_ERR_ARG:
-            raise ValueError(f"labels must be in 0..{self._args[3] - 1}")
+            raise ValueError(f"labels must be in 0..{self._c - 1}")
         _check(status, "softmax_xent_backward")
         return self.p
 
@@ -1017,7 +1018,7 @@ class _SGDCall(_Call):
     """sgd_step()'s checked arguments for one or more parameters, ``arrays`` being
     (w, g, v) of each in turn; ``run`` updates them all in one C call."""
 
-    __slots__ = ("_args",)
+    __slots__ = ("_args", "_buffers", "_count")
 
     def __init__(
         self, arrays: tuple[Any, ...], lr: object, momentum: object, weight_decay: object
@@ -1044,9 +1045,10 @@ class _SGDCall(_Call):
             _check_real("weight_decay", weight_decay),
         )
         self.arrays, self.scalars = arrays, (lr, momentum, weight_decay)
-        # the cdata pointer arrays keep no reference to the buffers: ptrs does
+        # the cdata pointer arrays keep no reference to the buffer exports: this does
+        self._buffers = ptrs
+        self._count = len(sizes)
         self._args = (
-            ptrs,
             ffi.new("float *[]", ptrs[0]),
             ffi.new("float *[]", ptrs[1]),
             ffi.new("float *[]", ptrs[2]),
@@ -1056,11 +1058,11 @@ class _SGDCall(_Call):
         )
 
     def run(self) -> None:
-        status = lib.pd_sgd_step_multi_f32(*self._args[1:])
+        status = lib.pd_sgd_step_multi_f32(*self._args)
         # The overlap test is left to C, which makes it anyway: np.may_share_memory
         # costs as much as the C call on a bias.
         if status == lib.PD_ERR_ARG:
-            if self._args[5] == 1:
+            if self._count == 1:
                 raise ValueError("w, g and v must not overlap each other")
             raise ValueError("the parameters' w, g and v must not overlap each other")
         _check(status, "sgd_step")
@@ -1075,7 +1077,8 @@ def sgd_step(
     weight_decay: float,
 ) -> None:
     """One torch.optim.SGD step in place on w (and on v when momentum != 0), in
-    float32, bit for bit the NumPy float32 formula (pd_sgd_step_f32)."""
+    float32, bit for bit the NumPy float32 formula (pd_sgd_step_f32; the optimizer
+    updates all its parameters in one pd_sgd_step_multi_f32 call)."""
     _SGDCall((w, g, v), lr, momentum, weight_decay).run()
 
 

@@ -197,13 +197,14 @@ def e2e_session(lib: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Iterato
     recipe = {**RECIPE, **e2e.get("recipe", {})}
     arrays = load_arrays(e2e["data_dir"])
     n_epochs, seed = int(e2e["epochs"]), int(e2e["seed"])
+    n_batches = -(-len(arrays["y_train"]) // int(recipe["batch_size"]))
     impl = spec.get("impl") or lib
     if impl == "pydrop":
-        from .pydrop_model import trainer_session
+        from .pydrop_model import trainer_epochs
 
-        return trainer_session(arrays, recipe, n_epochs, seed)
+        head = {"impl": "pydrop Trainer", "batches_per_epoch": n_batches}
+        return head, trainer_epochs(arrays, recipe, n_epochs, seed)
     engine = make_engine(impl, arrays["params"], recipe)  # type: ignore[arg-type]
-    n_batches = -(-len(arrays["y_train"]) // int(recipe["batch_size"]))
     head = {"impl": getattr(engine, "name", impl), "batches_per_epoch": n_batches}
     return head, _engine_epochs(engine, arrays, int(recipe["batch_size"]), n_epochs, seed)
 

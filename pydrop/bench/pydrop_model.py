@@ -38,11 +38,11 @@ class _Data:
         return self._val
 
 
-def trainer_session(
+def trainer_epochs(
     arrays: dict[str, Any], recipe: dict[str, Any], epochs: int, seed: int
-) -> tuple[dict[str, Any], Iterator[dict[str, Any]]]:
-    """e2e_session for pydrop: the model and Trainer are built here; each next() of
-    the generator runs ``Trainer.fit_epoch`` once."""
+) -> Iterator[dict[str, Any]]:
+    """e2e_session's epochs for pydrop: the model and Trainer are built here, now;
+    each next() of the returned generator runs ``Trainer.fit_epoch`` once."""
     import pydrop
 
     layers = recipe["layers"]
@@ -77,9 +77,7 @@ def trainer_session(
     )
     trainer = pydrop.Trainer(max_epochs=epochs, progress=False, seed=seed)
     trainer.prepare(model, data)  # type: ignore[arg-type]
-    n_batches = -(-len(arrays["y_train"]) // int(recipe["batch_size"]))
-    head = {"impl": "pydrop Trainer", "batches_per_epoch": n_batches}
-    return head, _fit_epochs(trainer, epochs, len(arrays["y_train"]))
+    return _fit_epochs(trainer, epochs, len(arrays["y_train"]))
 
 
 def _fit_epochs(trainer: Any, epochs: int, examples: int) -> Iterator[dict[str, Any]]:
