@@ -52,6 +52,8 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
 #define PD_GEMM_PRIVATE_B (32 * 1024)
 /* Read op(A) unpacked when C has at most this many NR-wide column panels. */
 #define PD_GEMM_DIRECT_NPAN 1
+/* Most column groups of one call (group_task). */
+#define PD_GEMM_MAX_GROUPS 16
 /* Slack floats after each packed buffer (cheap insurance for vector packers). */
 #define PD_GEMM_SLACK 64
 
@@ -136,6 +138,10 @@ typedef struct gemm_job {
     int64_t n_units;
     _Atomic int32_t status;
     const pd_gemm_epilogue *ep; /* NULL: plain GEMM */
+    /* > 0: column groups mode (group_task): nu groups of cpan B panels, each group's
+     * row blocks claimed from its own counter */
+    int64_t groups;
+    _Atomic int64_t group_next[PD_GEMM_MAX_GROUPS];
 } gemm_job;
 
 static int64_t imin(int64_t x, int64_t y) { return x < y ? x : y; }
@@ -259,12 +265,54 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
     }
 }
 
+/* Column groups mode: task t starts on column group t % groups, packs that group's
+ * B panels into its own buffer (at the offsets a full packing would use) and claims
+ * the group's row blocks; when none is left it moves on to the next group, packing
+ * that group's B first. Each thread thus streams only its own group of B, from its
+ * own L2, and no task waits for another's packing. */
+static void group_task(gemm_job *j, int32_t t, scratch_set *mine) {
+    float *bbuf = mine != NULL ? scratch_get(&mine->b, j->bsize) : NULL;
+    float *abuf = mine != NULL ? scratch_get(&mine->a, j->upan * j->g->mr * j->kc_base) : NULL;
+    if (bbuf == NULL || abuf == NULL) {
+        atomic_store(&j->status, PD_ERR_NOMEM);
+        return;
+    }
+    const int64_t mpan = (j->m + j->g->mr - 1) / j->g->mr;
+    const int64_t chunks = (j->p1 - j->p0 + j->kc_base - 1) / j->kc_base;
+    const int64_t b_groups = (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
+    for (int64_t i = 0; i < j->groups; i++) {
+        int64_t grp = (t + i) % j->groups;
+        int64_t np0 = grp * j->cpan, np1 = imin(np0 + j->cpan, j->npan);
+        int packed = 0;
+        for (;;) {
+            int64_t ur = atomic_fetch_add_explicit(&j->group_next[grp], 1, memory_order_relaxed);
+            if (ur >= j->mu) {
+                break;
+            }
+            if (!packed) {
+                /* cpan is a multiple of B_GROUP: the group is whole packing units */
+                for (int64_t c = 0; c < chunks; c++) {
+                    for (int64_t q = np0 / PD_GEMM_B_GROUP; q * PD_GEMM_B_GROUP < np1; q++) {
+                        pack_b_unit(j, bbuf, c * b_groups + q);
+                    }
+                }
+                packed = 1;
+            }
+            int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, mpan);
+            compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
+        }
+    }
+}
+
 static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
     gemm_job *j = ctx;
-    (void)t;
     (void)n_tasks;
-
     scratch_set *mine = scratch_mine();
+    if (j->groups > 0) {
+        group_task(j, t, mine);
+        return;
+    }
+
     float *bbuf = j->bbuf;
     if (j->private_b && (mine == NULL || mine->b.p != j->bbuf)) {
         /* (the calling thread, task 0, already owns j->bbuf) */
@@ -535,28 +583,49 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
             j.npan = (j.j1 - j0 + nr - 1) / nr;
             j.bbuf = bbuf;
             j.private_b = threads > 1 && j.npan * nr * (j.p1 - p0) <= PD_GEMM_PRIVATE_B;
-            /* Work units: row blocks of about one thread's share (at most MC rows),
-             * so each packed A block is reused across many B panels, split by
-             * columns into about 4 units per thread for dynamic balancing. */
+            /* Work units, claimed dynamically; see each case. */
             int64_t mpan = (m + mr - 1) / mr;
-            int64_t want = threads > 1 ? 4 * (int64_t)threads : 1;
-            j.upan = imin((mpan + threads - 1) / threads, g->mc / mr);
-            j.mu = (mpan + j.upan - 1) / j.upan;
             j.cpan = j.npan;
-            if (ep != NULL && ep->after != NULL && threads > 1) {
-                /* Full-width row blocks: the epilogue then sees whole rows of C, one
-                 * contiguous run, instead of a short segment per row. About 8 per
-                 * thread: each block streams all of packed B, so shorter blocks mean
-                 * more of that traffic, but the other threads wait for the last
-                 * block claimed; with 4 per thread the fused 256x784x256 and 256^3
-                 * forwards ran 5-10% slower at 2 threads. */
-                int64_t units = 2 * want;
+            j.groups = 0;
+            if (threads > 1 && ep != NULL && ep->after != NULL) {
+                /* Full-width row blocks over a shared packing of B: the epilogue then
+                 * sees whole rows of C, one contiguous run, instead of a short segment
+                 * per row. About 8 per thread: each block streams all of packed B, so
+                 * shorter blocks mean more of that traffic, but the other threads wait
+                 * for the last block claimed; with 4 per thread the fused 256x784x256
+                 * and 256^3 forwards ran 5-10% slower at 2 threads, and column groups
+                 * (below) were no faster for them. */
+                int64_t units = 8 * (int64_t)threads;
                 j.upan = imin((mpan + units - 1) / units, g->mc / mr);
-                j.mu = (mpan + j.upan - 1) / j.upan;
-            } else if (threads > 1 && j.mu < want) {
-                int64_t ncol = (want + j.mu - 1) / j.mu;
-                j.cpan = (j.npan + ncol - 1) / ncol;
+            } else if (threads > 1 && !j.private_b && j.npan >= 2 * PD_GEMM_B_GROUP &&
+                       n <= nc && k <= kgroup) {
+                /* Column groups (group_task): one per thread, whole packing units,
+                 * each in about 4 row blocks so that a thread done with its own group
+                 * takes over part of a late one. Each thread's B then stays in its
+                 * own L2 instead of streaming from the shared L3: at 2 threads the
+                 * plain 256x784x256, 784x256x256 and 256^3 products ran 16-34% faster
+                 * than over a shared packing of B split into 2D blocks (below) in slow
+                 * spells of this shared machine, and as fast in quiet ones. */
+                int64_t groups = imin(imin(threads, j.npan / PD_GEMM_B_GROUP), PD_GEMM_MAX_GROUPS);
+                int64_t per = (j.npan + groups - 1) / groups;
+                j.cpan = (per + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP * PD_GEMM_B_GROUP;
+                j.groups = (j.npan + j.cpan - 1) / j.cpan;
+                for (int64_t i = 0; i < j.groups; i++) {
+                    atomic_store(&j.group_next[i], 0);
+                }
+                j.upan = imin((mpan + 3) / 4, g->mc / mr);
+            } else {
+                /* Row blocks of about one thread's share (at most MC rows), so each
+                 * packed A block is reused across many B panels, split by columns into
+                 * about 4 units per thread for dynamic balancing. */
+                j.upan = imin((mpan + threads - 1) / threads, g->mc / mr);
+                int64_t mu = (mpan + j.upan - 1) / j.upan, want = 4 * (int64_t)threads;
+                if (threads > 1 && mu < want) {
+                    int64_t ncol = (want + mu - 1) / mu;
+                    j.cpan = (j.npan + ncol - 1) / ncol;
+                }
             }
+            j.mu = (mpan + j.upan - 1) / j.upan;
             j.nu = (j.npan + j.cpan - 1) / j.cpan;
             atomic_store(&j.next_tile, 0);
             int64_t chunks = (j.p1 - p0 + j.kc_base - 1) / j.kc_base;
@@ -565,7 +634,7 @@ pd_status pd_gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, in
             j.mpan = mpan;
             /* Threads sharing B also share one packing of A when it fits: otherwise
              * each column unit would pack its row block again. */
-            j.shared_a = threads > 1 && !j.direct_a && !j.private_b && j.nu > 1 &&
+            j.shared_a = threads > 1 && j.groups == 0 && !j.direct_a && !j.private_b && j.nu > 1 &&
                          mpan * mr * (j.p1 - p0) <= PD_GEMM_A_CAP;
             if (j.shared_a) {
                 j.ashared = scratch_get(&mine->a, mpan * mr * (j.p1 - p0));
