@@ -6,6 +6,9 @@
  *      NR-wide panels) one at a time; for each k chunk pc in order a task packs
  *      op(A)[block rows, pc] into its own buffer (or, for narrow C, reads op(A) in
  *      place) and runs the micro-kernel over the block's tiles.
+ * A threaded plain product whose op(B) is large but fits one block (one jc, one k
+ * group) is instead split into column groups, one per thread, each packing only its
+ * own group of B (group_task).
  * Every output element is C = alpha * (sum over chunk 0) + beta * C, then
  * C = alpha * (sum over chunk c) + C for c = 1, 2, ...; the k chunks depend only on
  * k and the ISA, and each tile is computed by the same kernel whichever task owns
