@@ -55,6 +55,8 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
 #define PD_GEMM_PRIVATE_B (32 * 1024)
 /* Read op(A) unpacked when C has at most this many NR-wide column panels. */
 #define PD_GEMM_DIRECT_NPAN 1
+/* k chunks at most this long run their tiles along rows of C (compute_block). */
+#define PD_GEMM_SHORT_K 32
 /* Most column groups of one call (group_task). */
 #define PD_GEMM_MAX_GROUPS 16
 /* Slack floats after each packed buffer (cheap insurance for vector packers). */
@@ -243,7 +245,18 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
             g->pack(j->a + r0 * j->rsa + pc * j->csa, j->rsa, j->csa, j->m - r0, kc, (int32_t)mr,
                     abuf);
         }
-        if (g->b_sweep > 0) {
+        if (kc <= PD_GEMM_SHORT_K) {
+            /* Short k: the block's B panels all fit in L1, so tiles go along rows of
+             * C, which then fills whole cache lines one after the other even when C
+             * does not start on a line (NumPy's arrays often start 16 bytes past
+             * one): with such a C, 256x10x256 ran 8% faster than down the columns,
+             * where each line is written in two parts a column of tiles apart. */
+            for (int64_t r = mp0; r < mp1; r++) {
+                for (int64_t q = np0; q < np1; q++) {
+                    run_tile(j, ablk, bbuf, mp0, rbase, a0, pc, kc, beta, bias, r, q);
+                }
+            }
+        } else if (g->b_sweep > 0) {
             /* A micro-panel stays in L1 while up to b_sweep B micro-panels stream
              * from L2 (for kernels whose B micro-panel is too big for L1) */
             for (int64_t qb = np0; qb < np1; qb += g->b_sweep) {

@@ -213,6 +213,7 @@ THREAD_SHAPES = MLP[:4] + [
     (5, 400, 2000, False, False),  # too few rows: the split goes over columns
     (1000, 37, 9, False, True),  # narrow n
     (130, 1153, 70, False, False),  # several k chunks
+    (256, 10, 256, False, True),  # short k: tiles go along rows of C
     (200, 700, 200, True, False),  # column groups of 8 and 5 panels, 3 k chunks
     (100, 300, 370, False, True),  # 3 column groups at 4 threads: one task only takes over
 ]
