@@ -293,7 +293,6 @@ static void group_task(gemm_job *j, int32_t t, scratch_set *mine) {
         atomic_store(&j->status, PD_ERR_NOMEM);
         return;
     }
-    const int64_t mpan = (j->m + j->g->mr - 1) / j->g->mr;
     const int64_t chunks = (j->p1 - j->p0 + j->kc_base - 1) / j->kc_base;
     const int64_t b_groups = (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
     for (int64_t i = 0; i < j->groups; i++) {
@@ -314,7 +313,7 @@ static void group_task(gemm_job *j, int32_t t, scratch_set *mine) {
                 }
                 packed = 1;
             }
-            int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, mpan);
+            int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, j->mpan);
             compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
         }
     }
@@ -383,14 +382,13 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
         atomic_store(&j->status, PD_ERR_NOMEM);
         return;
     }
-    const int64_t mpan = (j->m + j->g->mr - 1) / j->g->mr;
     for (;;) {
         int64_t u = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed);
         if (u >= j->mu * j->nu) {
             break;
         }
         int64_t ur = u % j->mu, uc = u / j->mu;
-        int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, mpan);
+        int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, j->mpan);
         int64_t np0 = uc * j->cpan, np1 = imin(np0 + j->cpan, j->npan);
         compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
     }
