@@ -1,5 +1,8 @@
 /* SGEMM AVX2+FMA row: a 6x16 micro-kernel (12 ymm accumulators, 2 B loads and 6
  * broadcasts per k step, 12 FMAs) and a transposing packer. */
+#include <math.h>
+#include <pthread.h>
+
 #include "gemm.h"
 
 #if PD_X86
@@ -363,6 +366,260 @@ PD_TARGET_AVX2 void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, in
     }
 }
 
+/* ---- sparse op(A) (gemm.h): list builders and the row kernel --------------- */
+
+/* Add the products of nonzeros [t0, t1) of one row to x: np panels of vp vectors. */
+#define SP_ROW_LOOP(t0, t1, o, v, x)                                               \
+    for (int64_t t = (t0); t < (t1); t++) {                                        \
+        const __m256 s_ = _mm256_broadcast_ss((v) + t);                            \
+        const int32_t o_ = (o)[t];                                                 \
+        for (int q = 0; q < np; q++) {                                             \
+            for (int u = 0; u < vp; u++) {                                         \
+                (x)[q * vp + u] =                                                  \
+                    _mm256_fmadd_ps(s_, _mm256_loadu_ps(pb[q] + o_ + 8 * u), (x)[q * vp + u]); \
+            }                                                                      \
+        }                                                                          \
+    }
+
+/* c = alpha * acc + beta * cin on the first cols columns of a row (the dense
+ * kernel's AV_STORE_ROW arithmetic), or acc kept for the next segment. A macro, not
+ * a function taking x's address, so that x stays in registers. */
+#define SP_FINISH(x, keep, c, cin)                                                 \
+    _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++) {                         \
+        if (!last || ct) {                                                         \
+            _mm256_storeu_ps((keep) + 8 * v, (x)[v]);                              \
+        } else if (8 * v < cols) {                                                 \
+            int64_t cnt = cols - 8 * v < 8 ? cols - 8 * v : 8;                     \
+            __m256 r = _mm256_mul_ps(va, (x)[v]);                                  \
+            if (beta != 0.0f) {                                                    \
+                __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)cnt), iota); \
+                r = _mm256_fmadd_ps(va, (x)[v],                                    \
+                                    _mm256_mul_ps(vb, _mm256_maskload_ps((cin) + 8 * v, m))); \
+            }                                                                      \
+            store_lanes((c) + 8 * v, r, cnt);                                      \
+        }                                                                          \
+    }
+
+/* A column block's finished sums (acc rows) into a transposed C: C(i, j) =
+ * c[j * ldc + i] = alpha * acc + beta * C(i, j), 8 x 8 blocks through registers,
+ * the edges one element at a time with the same arithmetic (fmaf rounds once). */
+PD_TARGET_AVX2 __attribute__((noinline)) static void
+sp_store_t(int64_t rows, int64_t cols, const float *acc, float *c, int64_t ldc, float alpha,
+           float beta) {
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    const int64_t r8 = rows & ~(int64_t)7, c8 = cols & ~(int64_t)7;
+    for (int64_t i0 = 0; i0 < r8; i0 += 8) {
+        for (int64_t j0 = 0; j0 < c8; j0 += 8) {
+            __m256 r[8];
+            for (int l = 0; l < 8; l++) {
+                r[l] = _mm256_loadu_ps(acc + (i0 + l) * PD_GEMM_SPARSE_COLS + j0);
+            }
+            transpose8(r);
+            for (int l = 0; l < 8; l++) {
+                float *d = c + (j0 + l) * ldc + i0;
+                __m256 v = _mm256_mul_ps(va, r[l]);
+                if (beta != 0.0f) {
+                    v = _mm256_fmadd_ps(va, r[l], _mm256_mul_ps(vb, _mm256_loadu_ps(d)));
+                }
+                _mm256_storeu_ps(d, v);
+            }
+        }
+    }
+    for (int64_t i = 0; i < rows; i++) {
+        for (int64_t j = i < r8 ? c8 : 0; j < cols; j++) {
+            float x = acc[i * PD_GEMM_SPARSE_COLS + j], *d = c + j * ldc + i;
+            *d = beta == 0.0f ? alpha * x : fmaf(alpha, x, beta * *d);
+        }
+    }
+}
+
+/* One column block (np panels of vp vectors at pb[]) of every row, segment by
+ * segment; rows go in pairs so that two independent sums hide the FMA latency. */
+PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+sp_block(int np, int vp, const pd_sparse_rows *s, const float *const *pb, int64_t cols,
+         float *c, int64_t ldc, const float *cin, int64_t ldcin, float alpha, float beta,
+         int32_t ct, float *acc) {
+    const int nv = np * vp;
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t sg = 0; sg < s->nseg; sg++) {
+        const int last = sg + 1 == s->nseg;
+        for (int64_t i = 0; i < s->rows; i += 2) {
+            const int two = i + 1 < s->rows;
+            __m256 x[6], y[6];
+#pragma GCC unroll 8
+            for (int v = 0; v < nv; v++) {
+                const float *ki = acc + i * PD_GEMM_SPARSE_COLS + 8 * v;
+                x[v] = sg == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(ki);
+                y[v] = sg == 0 || !two ? _mm256_setzero_ps()
+                                       : _mm256_loadu_ps(ki + PD_GEMM_SPARSE_COLS);
+            }
+            const int32_t *ei = s->ends + i * s->nseg;
+            const int32_t *oi = s->off + i * s->cap, *oj = oi + s->cap;
+            const float *vi = s->val + i * s->cap, *vj = vi + s->cap;
+            int64_t ti = sg == 0 ? 0 : ei[sg - 1], ni = ei[sg];
+            int64_t tj = 0, nj = 0;
+            if (two) {
+                tj = sg == 0 ? 0 : ei[s->nseg + sg - 1];
+                nj = ei[s->nseg + sg];
+            }
+            /* both rows while both have nonzeros left in this segment */
+            int64_t both = ni - ti < nj - tj ? ni - ti : nj - tj;
+            for (int64_t t = 0; t < both; t++) {
+                const __m256 si = _mm256_broadcast_ss(vi + ti + t);
+                const __m256 sj = _mm256_broadcast_ss(vj + tj + t);
+                const int32_t o1 = oi[ti + t], o2 = oj[tj + t];
+                for (int q = 0; q < np; q++) {
+                    for (int u = 0; u < vp; u++) {
+                        x[q * vp + u] = _mm256_fmadd_ps(si, _mm256_loadu_ps(pb[q] + o1 + 8 * u),
+                                                        x[q * vp + u]);
+                        y[q * vp + u] = _mm256_fmadd_ps(sj, _mm256_loadu_ps(pb[q] + o2 + 8 * u),
+                                                        y[q * vp + u]);
+                    }
+                }
+            }
+            SP_ROW_LOOP(ti + both, ni, oi, vi, x)
+            SP_ROW_LOOP(tj + both, nj, oj, vj, y)
+            SP_FINISH(x, acc + i * PD_GEMM_SPARSE_COLS, c + i * ldc, cin + i * ldcin)
+            if (two) {
+                SP_FINISH(y, acc + (i + 1) * PD_GEMM_SPARSE_COLS, c + (i + 1) * ldc,
+                          cin + (i + 1) * ldcin)
+            }
+        }
+        if (last && ct) {
+            sp_store_t(s->rows, cols, acc, c, ldc, alpha, beta);
+        }
+    }
+}
+
+/* lut[mask]: the indices of mask's set bits, lowest first, one per byte (the rest 0) */
+static uint64_t compress_lut[256];
+static pthread_once_t compress_once = PTHREAD_ONCE_INIT;
+
+static void compress_lut_init(void) {
+    for (int m = 0; m < 256; m++) {
+        uint64_t e = 0;
+        int n = 0;
+        for (int b = 0; b < 8; b++) {
+            if (m >> b & 1) {
+                e |= (uint64_t)b << (8 * n++);
+            }
+        }
+        compress_lut[m] = e;
+    }
+}
+
+/* Append the nonzeros of x (the row's elements p0 .. p0 + 7) to a row's lists at
+ * *t, storing 8 entries (the ones past the kept count are overwritten later). */
+PD_TARGET_AVX2 static inline void compress8(__m256 x, int64_t p0, int32_t nr, int32_t *o,
+                                            float *v, int32_t *t) {
+    int msk = _mm256_movemask_ps(_mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_NEQ_UQ));
+    __m256i perm = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)compress_lut[msk]));
+    _mm256_storeu_ps(v + *t, _mm256_permutevar8x32_ps(x, perm));
+    __m256i po = _mm256_mullo_epi32(_mm256_add_epi32(perm, _mm256_set1_epi32((int)p0)),
+                                    _mm256_set1_epi32(nr));
+    _mm256_storeu_si256((__m256i *)(void *)(o + *t), po);
+    *t += __builtin_popcount((unsigned)msk);
+}
+
+/* One scalar append (edges). */
+static inline void append1(float x, int64_t p, int32_t nr, int32_t *o, float *v, int32_t *t) {
+    o[*t] = (int32_t)(p * nr);
+    v[*t] = x;
+    *t += x != 0.0f;
+}
+
+PD_TARGET_AVX2 void pd_gemm_sparse_build_avx2(const float *a, int64_t rsa, int64_t csa,
+                                              int64_t rows, int64_t k, int32_t nr, int64_t cap,
+                                              int64_t nseg, int32_t *ends, int32_t *off,
+                                              float *val) {
+    pthread_once(&compress_once, compress_lut_init);
+    const int64_t k8 = k & ~(int64_t)7;
+    /* each row's running count lives in its last ends slot; segment ends (multiples
+     * of 8) are copied out as p passes them */
+    if (csa == 1) {
+        for (int64_t i = 0; i < rows; i++) {
+            const float *x = a + i * rsa;
+            int32_t *o = off + i * cap, *e = ends + i * nseg;
+            float *v = val + i * cap;
+            int32_t t = 0;
+            for (int64_t p = 0; p < k8; p += 8) {
+                compress8(_mm256_loadu_ps(x + p), p, nr, o, v, &t);
+                if ((p + 8) % PD_GEMM_SPARSE_SEG == 0 && p + 8 < k) {
+                    e[(p + 8) / PD_GEMM_SPARSE_SEG - 1] = t;
+                }
+            }
+            for (int64_t p = k8; p < k; p++) {
+                append1(x[p], p, nr, o, v, &t);
+            }
+            e[nseg - 1] = t;
+        }
+        return;
+    }
+    /* X's columns are contiguous: 8 x 8 blocks transposed in registers, then the
+     * same compression per row */
+    const int64_t r8 = rows & ~(int64_t)7;
+    for (int64_t i = 0; i < rows; i++) {
+        ends[i * nseg + nseg - 1] = 0;
+    }
+    for (int64_t p = 0; p < k; p += 8) {
+        const int64_t pn = k - p < 8 ? k - p : 8;
+        for (int64_t i0 = 0; i0 < r8 && pn == 8; i0 += 8) {
+            const float *x = a + i0 + p * csa;
+            /* col[l]: row i0 + l of X over p .. p + 7 */
+            __m256 col[8];
+            for (int l = 0; l < 8; l++) {
+                col[l] = _mm256_loadu_ps(x + l * csa);
+            }
+            transpose8(col);
+            for (int l = 0; l < 8; l++) {
+                int64_t i = i0 + l;
+                compress8(col[l], p, nr, off + i * cap, val + i * cap, ends + i * nseg + nseg - 1);
+            }
+        }
+        for (int64_t i = pn == 8 ? r8 : 0; i < rows; i++) {
+            for (int64_t q = p; q < p + pn; q++) {
+                append1(a[i + q * csa], q, nr, off + i * cap, val + i * cap,
+                        ends + i * nseg + nseg - 1);
+            }
+        }
+        if ((p + 8) % PD_GEMM_SPARSE_SEG == 0 && p + 8 < k) {
+            for (int64_t i = 0; i < rows; i++) {
+                ends[i * nseg + (p + 8) / PD_GEMM_SPARSE_SEG - 1] = ends[i * nseg + nseg - 1];
+            }
+        }
+    }
+}
+
+PD_TARGET_AVX2 void pd_gemm_sparse_avx2(const pd_sparse_rows *s, const float *b, int64_t kc,
+                                        int32_t nr, int64_t cols, float *c, int64_t ldc,
+                                        const float *cin, int64_t ldcin, float alpha, float beta,
+                                        int32_t ct, float *acc) {
+    /* column blocks of PD_GEMM_SPARSE_COLS: 3 panels of 16 (AVX2 packing) or one of 32
+     * (AVX-512 packing); a block's last panel may run past cols (zero padding) */
+    const int vp = nr / 8, per = PD_GEMM_SPARSE_COLS / nr;
+    for (int64_t q0 = 0; q0 * nr < cols; q0 += per) {
+        int64_t c0 = q0 * nr, w = cols - c0 < per * nr ? cols - c0 : per * nr;
+        int np = (int)((w + nr - 1) / nr);
+        const float *pb[3];
+        for (int q = 0; q < np; q++) {
+            pb[q] = b + (q0 + q) * kc * nr;
+        }
+        /* (transposed, cin is C itself: sp_store_t reads it) */
+        float *cb = c + (ct ? c0 * ldc : c0);
+        const float *cinb = cin + (ct ? c0 * ldcin : c0);
+        if (vp == 2 && np == 3) {
+            sp_block(3, 2, s, pb, w, cb, ldc, cinb, ldcin, alpha, beta, ct, acc);
+        } else if (vp == 2 && np == 2) {
+            sp_block(2, 2, s, pb, w, cb, ldc, cinb, ldcin, alpha, beta, ct, acc);
+        } else if (vp == 2) {
+            sp_block(1, 2, s, pb, w, cb, ldc, cinb, ldcin, alpha, beta, ct, acc);
+        } else {
+            sp_block(1, 4, s, pb, w, cb, ldc, cinb, ldcin, alpha, beta, ct, acc);
+        }
+    }
+}
+
 const pd_gemm_isa pd_gemm_avx2 = {
     .mr = AV_MR,
     .nr = AV_NR,
@@ -371,6 +628,8 @@ const pd_gemm_isa pd_gemm_avx2 = {
     .b_sweep = 0,
     .ukr = ukr_avx2_6x16,
     .pack = pd_gemm_pack_avx2,
+    .sparse = pd_gemm_sparse_avx2,
+    .sparse_build = pd_gemm_sparse_build_avx2,
 };
 
 #endif

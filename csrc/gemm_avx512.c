@@ -207,6 +207,9 @@ const pd_gemm_isa pd_gemm_avx512 = {
     .b_sweep = 10,
     .ukr = ukr_avx512_12x32,
     .pack = pd_gemm_pack_avx2,
+    /* FMA rounds once at any width: the AVX2 kernel matches this row's sums */
+    .sparse = pd_gemm_sparse_avx2,
+    .sparse_build = pd_gemm_sparse_build_avx2,
 };
 
 #endif

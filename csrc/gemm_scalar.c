@@ -64,6 +64,66 @@ static void ukr_scalar_4x8(int64_t kc, const float *restrict a, int64_t rsa, int
     }
 }
 
+/* The portable builder: branchless appends, which cost the same whether an element
+ * is kept or not (x != 0 holds for a NaN). */
+void pd_gemm_sparse_build_ref(const float *a, int64_t rsa, int64_t csa, int64_t rows, int64_t k,
+                              int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, int32_t *off,
+                              float *val) {
+    for (int64_t i = 0; i < rows; i++) {
+        const float *x = a + i * rsa;
+        int32_t *o = off + i * cap;
+        float *v = val + i * cap;
+        int32_t t = 0;
+        for (int64_t p = 0; p < k; p++) {
+            const float xp = x[p * csa];
+            o[t] = (int32_t)(p * nr);
+            v[t] = xp;
+            t += xp != 0.0f;
+            if ((p + 1) % PD_GEMM_SPARSE_SEG == 0 || p + 1 == k) {
+                ends[i * nseg + p / PD_GEMM_SPARSE_SEG] = t;
+            }
+        }
+    }
+}
+
+_Static_assert(PD_GEMM_SPARSE_COLS % SC_NR == 0, "sparse column blocks are whole panels");
+
+/* The sparse kernel (gemm.h) with ukr_scalar_4x8's arithmetic: each sum starts at
+ * +0.0 and adds ai * b[j] in order; then alpha * acc (+ beta * cin). */
+static void sparse_scalar(const pd_sparse_rows *s, const float *b, int64_t kc, int32_t nr,
+                          int64_t cols, float *c, int64_t ldc, const float *cin, int64_t ldcin,
+                          float alpha, float beta, int32_t ct, float *acc) {
+    /* C(i, j) at i * ri + j * rj */
+    const int64_t ri = ct ? 1 : ldc, rj = ct ? ldc : 1, rin = ct ? 1 : ldcin, rjn = ct ? ldcin : 1;
+    for (int64_t i = 0; i < s->rows; i++) {
+        const int32_t *off = s->off + i * s->cap;
+        const float *val = s->val + i * s->cap;
+        const int64_t nz = s->ends[i * s->nseg + s->nseg - 1];
+        for (int64_t c0 = 0; c0 < cols; c0 += PD_GEMM_SPARSE_COLS) {
+            int64_t w = cols - c0 < PD_GEMM_SPARSE_COLS ? cols - c0 : PD_GEMM_SPARSE_COLS;
+            for (int64_t jj = 0; jj < w; jj++) {
+                acc[jj] = 0.0f;
+            }
+            for (int64_t t = 0; t < nz; t++) {
+                const float ai = val[t];
+                /* the block's panels (c0 is a multiple of nr), each row contiguous */
+                for (int64_t j0 = 0; j0 < w; j0 += nr) {
+                    const float *bp = b + (c0 + j0) / nr * kc * nr + off[t];
+                    const int64_t wn = w - j0 < nr ? w - j0 : nr;
+                    for (int64_t u = 0; u < wn; u++) {
+                        acc[j0 + u] += ai * bp[u];
+                    }
+                }
+            }
+            for (int64_t jj = 0; jj < w; jj++) {
+                float *cij = c + i * ri + (c0 + jj) * rj;
+                const float *cinij = cin + i * rin + (c0 + jj) * rjn;
+                *cij = beta == 0.0f ? alpha * acc[jj] : alpha * acc[jj] + beta * *cinij;
+            }
+        }
+    }
+}
+
 const pd_gemm_isa pd_gemm_scalar = {
     .mr = SC_MR,
     .nr = SC_NR,
@@ -72,4 +132,6 @@ const pd_gemm_isa pd_gemm_scalar = {
     .b_sweep = 0,
     .ukr = ukr_scalar_4x8,
     .pack = pd_gemm_pack_ref,
+    .sparse = sparse_scalar,
+    .sparse_build = pd_gemm_sparse_build_ref,
 };

@@ -76,6 +76,16 @@ pd_status pd_dropout_backward_f32(const float *dy, const uint8_t *mask, float *d
 pd_status pd_relu_forward_f32(const float *x, float *y, int64_t n);
 pd_status pd_relu_backward_f32(const float *dy, const float *x, float *dx, int64_t n);
 
+/* Sparse op(A) in SGEMM (and the products built on it): when a product has one k
+ * chunk and op(A) is mostly zeros (as after ReLU and dropout), each row of C sums
+ * only its row's nonzero terms, in the same order with the same arithmetic; a
+ * product 0 * x with x finite never changes such a sum, so C is bit-identical to the
+ * dense path's (an op(B) holding an Inf or NaN takes the dense path). AUTO takes it
+ * below a sampled density, ALWAYS whenever the product qualifies (for tests). */
+enum { PD_SPARSE_OFF = 0, PD_SPARSE_AUTO = 1, PD_SPARSE_ALWAYS = 2 };
+pd_status pd_set_sparse_gemm(int32_t mode);
+int32_t pd_get_sparse_gemm(void);
+
 /* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is m x k: A is m x k
  * (trans_a = 0, lda >= k) or k x m (trans_a = 1, lda >= m); likewise op(B) is k x n.
  * ldc >= n. beta == 0 never reads C (NaN in C is not propagated). C must not

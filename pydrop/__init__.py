@@ -13,6 +13,7 @@ from ._ops import (
     get_isa,
     get_num_threads,
     get_rng_state,
+    get_sparse_gemm,
     info,
     linear,
     linear_backward,
@@ -23,8 +24,10 @@ from ._ops import (
     set_isa,
     set_num_threads,
     set_rng_state,
+    set_sparse_gemm,
     supported_isas,
     use_isa,
+    use_sparse_gemm,
 )
 from ._version import __version__
 from .checkpoint import load_checkpoint, load_model, save_checkpoint
@@ -49,13 +52,16 @@ __all__ = [
     "get_isa",
     "get_num_threads",
     "get_rng_state",
+    "get_sparse_gemm",
     "info",
     "seed",
     "set_isa",
     "set_num_threads",
     "set_rng_state",
+    "set_sparse_gemm",
     "supported_isas",
     "use_isa",
+    "use_sparse_gemm",
     # training stack
     "nn",
     "FashionMNIST",

@@ -98,6 +98,41 @@ def use_isa(name: str) -> Iterator[None]:
         set_isa(previous)
 
 
+SPARSE_GEMM_MODES = ("off", "auto", "always")
+
+
+def get_sparse_gemm() -> str:
+    """SGEMM's sparse-A mode: 'off', 'auto' (the default) or 'always'."""
+    return SPARSE_GEMM_MODES[lib.pd_get_sparse_gemm()]
+
+
+def set_sparse_gemm(mode: str) -> None:
+    """Choose when SGEMM sums only the nonzero terms of op(A) (after ReLU and dropout
+    most of a hidden layer is zeros). 'auto' does so for products with one k chunk
+    whose op(A) is at most 40% nonzeros by a sample, 'always' for every product with
+    one k chunk, 'off' never. Results are bit-identical in every mode: each sum skips
+    only terms 0 * x with x finite, and an op(B) holding an Inf or a NaN takes the
+    dense path."""
+    if not isinstance(mode, str):
+        raise TypeError(
+            f"mode must be a str, one of {SPARSE_GEMM_MODES}, got {type(mode).__name__}"
+        )
+    if mode not in SPARSE_GEMM_MODES:
+        raise ValueError(f"mode must be one of {SPARSE_GEMM_MODES}, got {mode!r}")
+    _check(lib.pd_set_sparse_gemm(SPARSE_GEMM_MODES.index(mode)), "set_sparse_gemm")
+
+
+@contextmanager
+def use_sparse_gemm(mode: str) -> Iterator[None]:
+    """Run a block in one sparse-A mode, then restore the previous one."""
+    previous = get_sparse_gemm()
+    set_sparse_gemm(mode)
+    try:
+        yield
+    finally:
+        set_sparse_gemm(previous)
+
+
 def cpu_features() -> list[str]:
     bits = lib.pd_cpu_features()
     return [name for name, bit in _CPU_FLAGS.items() if bits & bit]
@@ -165,7 +200,7 @@ def _cpu_model() -> str:
 
 
 def info() -> dict[str, Any]:
-    """Version, active ISA, supported ISAs, CPU features and thread count."""
+    """Version, active ISA, supported ISAs, CPU features, threads, sparse-A mode."""
     return {
         "version": __version__,
         "isa": get_isa(),
@@ -174,6 +209,7 @@ def info() -> dict[str, Any]:
         "cpu_features": cpu_features(),
         "num_threads": get_num_threads(),
         "usable_cores": _usable_cores(),
+        "sparse_gemm": get_sparse_gemm(),
         "numpy": np.__version__,
     }
 

@@ -95,7 +95,7 @@ def _check_structure(report: dict, md: str) -> None:
         (w["lib"], w["status"]) for w in report["workers"]
     ]
     groups = {r["group"] for r in report["kernels"]}
-    assert {"dropout", "relu", "matmul", "linear"} <= groups
+    assert {"dropout", "relu", "matmul", "sparse", "linear"} <= groups
     for row in report["kernels"]:
         assert row["threads"] == 1
         for isa in ("scalar", "avx2", "avx512"):
@@ -109,6 +109,8 @@ def _check_structure(report: dict, md: str) -> None:
             assert ratio is None or ratio > 0, name
     mm = [r for r in report["kernels"] if r["group"] == "matmul"]
     assert len(mm) == 9 and all(r["results"]["numpy"]["gflops"] > 0 for r in mm)
+    sparse = [r for r in report["kernels"] if r["group"] == "sparse"]
+    assert sparse and all(r["speedup"]["pydrop dense"] > 0 for r in sparse)
     e2e = {r["lib"]: r for r in report["e2e"]}
     for lib in ("pydrop", "numpy"):
         row = e2e[lib]

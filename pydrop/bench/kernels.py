@@ -9,6 +9,11 @@ A case is a plain dict (it travels to the worker processes as JSON):
   computes ``C (m x n) = op(A) (m x k) @ op(B) (k x n)``; a transposed operand is a
   transposed view of a C-contiguous array, as in training (Xᵀ·dY, dY·Wᵀ).
 * ``{"group": "linear", "op": "forward", "m", "k", "n", "p"}``: Dense + ReLU + dropout.
+* ``{"group": "sparse", ...}``: a matmul case plus ``"density_a"`` / ``"density_b"``, the
+  fraction of each operand left nonzero, as in training: ReLU then dropout p = 0.5
+  leave about a third of a hidden layer (and of its gradient) nonzero, and about half
+  of Fashion-MNIST's pixels are 0. The matmul group keeps dense operands, so it
+  measures the dense kernels against the BLAS libraries.
 
 ``implementations(lib, case)`` returns ``[(impl_name, fn)]`` for one library;
 each ``fn()`` runs the case once. Outputs are preallocated where the library's
@@ -50,6 +55,26 @@ def _mm(name: str, m: int, k: int, n: int, ta: int, tb: int) -> Case:
     return {"group": "matmul", "op": name, "m": m, "k": k, "n": n, "trans_a": ta, "trans_b": tb}
 
 
+HIDDEN_DENSITY = 1 / 3  # measured 0.31-0.34 after the first epoch
+PIXEL_DENSITY = 0.5
+
+
+def sparse_products(quick: bool) -> list[Case]:
+    """The training products whose operands carry ReLU and dropout zeros."""
+    b, h = BATCH, LAYERS[1]
+    specs = [("L2 X·W", b, h, h, 0, 0, HIDDEN_DENSITY, 1.0)]
+    if not quick:
+        specs += [
+            ("L2 Xᵀ·dY", h, b, h, 1, 0, HIDDEN_DENSITY, HIDDEN_DENSITY),
+            ("L2 dY·Wᵀ", b, h, h, 0, 1, HIDDEN_DENSITY, 1.0),
+            ("L1 Xᵀ·dY", LAYERS[0], b, h, 1, 0, PIXEL_DENSITY, HIDDEN_DENSITY),
+        ]
+    return [
+        {**_mm(name, m, k, n, ta, tb), "group": "sparse", "density_a": da, "density_b": db}
+        for name, m, k, n, ta, tb, da, db in specs
+    ]
+
+
 def kernel_cases(quick: bool) -> list[Case]:
     sizes = SIZES_QUICK if quick else SIZES_FULL
     ps = PS_QUICK if quick else PS_FULL
@@ -62,6 +87,7 @@ def kernel_cases(quick: bool) -> list[Case]:
         for shape in sizes:
             cases.append({"group": "relu", "op": op, "shape": list(shape)})
     cases += mlp_products()
+    cases += sparse_products(quick)
     if not quick:
         cases.append(_mm("1024³", 1024, 1024, 1024, 0, 0))
     for m, k, n in ((BATCH, 784, 256),) if quick else ((BATCH, 784, 256), (BATCH, 256, 256)):
@@ -84,7 +110,7 @@ def case_label(case: Case) -> str:
 
 
 def flops(case: Case) -> float | None:
-    if case["group"] in ("matmul", "linear"):
+    if case["group"] in ("matmul", "sparse", "linear"):
         return 2.0 * case["m"] * case["k"] * case["n"]
     return None
 
@@ -97,6 +123,8 @@ def _operands(case: Case, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     m, k, n = case["m"], case["k"], case["n"]
     a = _rand(rng, (k, m)).T if case["trans_a"] else _rand(rng, (m, k))
     b = _rand(rng, (n, k)).T if case["trans_b"] else _rand(rng, (k, n))
+    for x, key in ((a, "density_a"), (b, "density_b")):
+        x[rng.random(x.shape) >= case.get(key, 1.0)] = 0.0
     return a, b, np.empty((m, n), dtype=np.float32)
 
 
@@ -141,7 +169,7 @@ def numpy_impls(case: Case) -> list[Impl]:
             return np.multiply(dy, pos, out=y)
 
         return [("numpy", relu_bw)]
-    if g == "matmul":
+    if g in ("matmul", "sparse"):
         a, b, c = _operands(case, rng)
         return [("numpy", lambda: np.matmul(a, b, out=c))]
     if g == "linear":
@@ -190,7 +218,7 @@ def torch_impls(case: Case) -> list[Impl]:
         if case["op"] == "forward":
             return [("torch", lambda: torch.relu(x))]
         return [("torch", lambda: aten.threshold_backward(dy, x, 0.0))]
-    if g == "matmul":
+    if g in ("matmul", "sparse"):
         a, b, c = (torch.from_numpy(t) for t in _operands(case, rng))
         return [("torch", lambda: torch.mm(a, b, out=c))]
     if g == "linear":
@@ -235,6 +263,14 @@ def pydrop_impls(case: Case) -> list[Impl]:
     if g == "matmul":
         a, b, c = _operands(case, rng)
         return [("pydrop", lambda: pydrop.matmul(a, b, out=c))]
+    if g == "sparse":
+        a, b, c = _operands(case, rng)
+
+        def dense() -> object:
+            with pydrop.use_sparse_gemm("off"):
+                return pydrop.matmul(a, b, out=c)
+
+        return [("pydrop", lambda: pydrop.matmul(a, b, out=c)), ("pydrop dense", dense)]
     if g == "linear":
         m, k, n, p = case["m"], case["k"], case["n"], case["p"]
         x, w, bias = _rand(rng, (m, k)), _rand(rng, (k, n)), _rand(rng, (n,))

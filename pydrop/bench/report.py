@@ -16,12 +16,14 @@ PEERS = {
     "dropout": ("numpy tutorial", "numpy best", "torch"),
     "relu": ("numpy", "torch"),
     "matmul": ("numpy", "torch"),
+    "sparse": ("pydrop dense", "numpy", "torch"),
     "linear": ("pydrop unfused", "pydrop GEMM only", "numpy", "torch"),
 }
 TITLES = {
     "dropout": "Dropout",
     "relu": "ReLU",
     "matmul": "Matmul (SGEMM)",
+    "sparse": "Matmul on training operands (the zeros of ReLU and dropout)",
     "linear": "Fused linear (Dense + ReLU + dropout)",
 }
 
@@ -302,7 +304,7 @@ def _cell(cell: dict[str, Any] | None, group: str) -> str:
         return "–"
     if not _ok(cell):
         return str(cell.get("status", "–"))
-    if group == "matmul":
+    if group in ("matmul", "sparse"):
         return f"{cell['gflops']:.1f}"
     return _fmt_time(cell["median"])
 
@@ -314,6 +316,7 @@ def _col_title(col: str, libs: dict[str, Any]) -> str:
         "numpy": "NumPy",
         "torch": "PyTorch",
         "pydrop unfused": "pydrop unfused",
+        "pydrop dense": "pydrop dense",
         "pydrop GEMM only": "pydrop GEMM only",
     }
     return names.get(col, col)
@@ -394,7 +397,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         if not rows:
             continue
         L.append("")
-        unit = "GFLOP/s (higher is better)" if group == "matmul" else "time per call, median"
+        unit = {
+            "matmul": "GFLOP/s (higher is better)",
+            "sparse": "GFLOP/s of the dense product, 2mnk / time (higher is better)",
+        }.get(group, "time per call, median")
         L.append(f"## {TITLES[group]}: {unit}")
         L.append("")
         L += _kernel_table(rows, group, libs, isa)
