@@ -1,9 +1,9 @@
 /* SGEMM AVX2+FMA row: a 6x16 micro-kernel (12 ymm accumulators, 2 B loads and 6
  * broadcasts per k step, 12 FMAs) and a transposing packer. */
 #include <math.h>
-#include <pthread.h>
 
 #include "gemm.h"
+#include "glibc_compat.h"
 
 #if PD_X86
 #include "simd.h"
