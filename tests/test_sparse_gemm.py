@@ -6,9 +6,9 @@ the two paths agree to the bit, on every ISA and for any thread count. When op(B
 the sparser operand, the product runs as C^T = op(B)^T op(A)^T with C written
 transposed: the same products summed in the same order (x * y == y * x). 'always'
 takes the sparser operand of every product with one k chunk, so these tests reach
-every edge of the kernels whatever the density; the operands are scaled so that no
-product underflows (a sum that underflows to -0.0 is the one place the paths may
-differ: the dense path's next 0 * x term turns it into +0.0).
+every edge of the kernels whatever the density. The operands are standard normal, so
+no product comes near underflow: a sum that underflows to -0.0 is the one place the
+paths may differ (the dense path's next 0 * x term turns it into +0.0).
 """
 
 import numpy as np
