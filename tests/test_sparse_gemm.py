@@ -36,8 +36,9 @@ def both_paths(a, b, alpha=1.0, beta=0.0, c_in=None):
     return out
 
 
-# (m, k, n): rows odd and even, n around the 8-, 16- and 32-column blocks of the
-# kernels, k across the 128-row segments (one k chunk on every ISA: k <= 320)
+# (m, k, n): rows odd and even, n around the 8-wide vectors, the 16- and 32-wide packed
+# panels and the 48-column blocks of the kernels, k across the 128-row segments (one
+# k chunk on every ISA: k <= 320)
 SHAPES = [
     (1, 1, 1),
     (7, 9, 5),
