@@ -496,14 +496,15 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
         }
     }
 
-    /* Phase 2: claim output blocks until none are left. */
+    /* Phase 2: claim output blocks until none are left. (A sparse job lists its rows
+     * of op(A) in sparse_block instead of packing them.) */
     float *abuf = j->ashared;
-    if (!j->shared_a) {
+    if (!j->shared_a && !j->sparse) {
         abuf = mine != NULL ? scratch_get(&mine->a, j->upan * j->g->mr * j->kc_base) : NULL;
-    }
-    if (abuf == NULL) {
-        atomic_store(&j->status, PD_ERR_NOMEM);
-        return;
+        if (abuf == NULL) {
+            atomic_store(&j->status, PD_ERR_NOMEM);
+            return;
+        }
     }
     for (;;) {
         int64_t u = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed);
@@ -693,14 +694,16 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
     int choice = sparse_choice(mode, g, ep, a, j.rsa, j.csa, b, j.rsb, j.csb, m, n, k);
     j.sparse = choice != 0;
     if (choice == 2) {
-        /* C^T (n x m) = op(B)^T op(A)^T: op(B)^T(j, p) = b[j * csb + p * rsb] */
+        /* C^T (n x m) = op(B)^T op(A)^T: the operands trade places, each with its
+         * row and column strides swapped (op(B)^T(j, p) = b[j * csb + p * rsb]) */
+        const int64_t rsa = j.rsa, csa = j.csa;
         j.ct = 1;
         j.a = b;
         j.b = a;
-        j.rsa = trans_b ? ldb : 1;
-        j.csa = trans_b ? 1 : ldb;
-        j.rsb = trans_a ? lda : 1;
-        j.csb = trans_a ? 1 : lda;
+        j.rsa = j.csb;
+        j.csa = j.rsb;
+        j.rsb = csa;
+        j.csb = rsa;
         j.m = n;
         j.n = m;
         m = j.m;
