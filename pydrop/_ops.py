@@ -23,8 +23,8 @@ import operator
 import os
 import secrets
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import numpy as np
@@ -88,31 +88,37 @@ def set_isa(name: str) -> None:
 
 
 @contextmanager
-def use_isa(name: str) -> Iterator[None]:
-    """Run a block on one ISA path, then restore the previous one."""
-    previous = get_isa()
-    set_isa(name)
+def _switched(get: Callable[[], str], set_: Callable[[str], None], value: str) -> Iterator[None]:
+    """Run a block with one runtime setting, then restore the previous value."""
+    previous = get()
+    set_(value)
     try:
         yield
     finally:
-        set_isa(previous)
+        set_(previous)
+
+
+def use_isa(name: str) -> AbstractContextManager[None]:
+    """Run a block on one ISA path, then restore the previous one."""
+    return _switched(get_isa, set_isa, name)
 
 
 SPARSE_GEMM_MODES = ("off", "auto", "always")
 
 
 def get_sparse_gemm() -> str:
-    """SGEMM's sparse-A mode: 'off', 'auto' (the default) or 'always'."""
+    """SGEMM's sparse-operand mode: 'off', 'auto' (the default) or 'always'."""
     return SPARSE_GEMM_MODES[lib.pd_get_sparse_gemm()]
 
 
 def set_sparse_gemm(mode: str) -> None:
-    """Choose when SGEMM sums only the nonzero terms of op(A) (after ReLU and dropout
-    most of a hidden layer is zeros). 'auto' does so for products with one k chunk
-    whose op(A) is at most 40% nonzeros by a sample, 'always' for every product with
-    one k chunk, 'off' never. Results are bit-identical in every mode: each sum skips
-    only terms 0 * x with x finite, and an op(B) holding an Inf or a NaN takes the
-    dense path."""
+    """Choose when SGEMM sums only the nonzero terms of its sparser operand (after
+    ReLU and dropout most of a hidden layer, and of its gradient, is zeros). 'auto'
+    does so for products with one k chunk whose op(A) or op(B) is at most 40%
+    nonzeros by a sample, 'always' for every product with one k chunk, 'off' never.
+    Results are bit-identical in every mode (but for a sum that underflows to -0.0,
+    which may stay -0.0): each sum skips only terms 0 * x with x finite, and a product
+    whose other operand holds an Inf or a NaN takes the dense path."""
     if not isinstance(mode, str):
         raise TypeError(
             f"mode must be a str, one of {SPARSE_GEMM_MODES}, got {type(mode).__name__}"
@@ -122,15 +128,9 @@ def set_sparse_gemm(mode: str) -> None:
     _check(lib.pd_set_sparse_gemm(SPARSE_GEMM_MODES.index(mode)), "set_sparse_gemm")
 
 
-@contextmanager
-def use_sparse_gemm(mode: str) -> Iterator[None]:
-    """Run a block in one sparse-A mode, then restore the previous one."""
-    previous = get_sparse_gemm()
-    set_sparse_gemm(mode)
-    try:
-        yield
-    finally:
-        set_sparse_gemm(previous)
+def use_sparse_gemm(mode: str) -> AbstractContextManager[None]:
+    """Run a block in one sparse-operand mode, then restore the previous one."""
+    return _switched(get_sparse_gemm, set_sparse_gemm, mode)
 
 
 def cpu_features() -> list[str]:
@@ -200,7 +200,7 @@ def _cpu_model() -> str:
 
 
 def info() -> dict[str, Any]:
-    """Version, active ISA, supported ISAs, CPU features, threads, sparse-A mode."""
+    """Version, active ISA, supported ISAs, CPU features, threads, sparse-GEMM mode."""
     return {
         "version": __version__,
         "isa": get_isa(),

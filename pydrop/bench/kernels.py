@@ -124,7 +124,8 @@ def _operands(case: Case, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     a = _rand(rng, (k, m)).T if case["trans_a"] else _rand(rng, (m, k))
     b = _rand(rng, (n, k)).T if case["trans_b"] else _rand(rng, (k, n))
     for x, key in ((a, "density_a"), (b, "density_b")):
-        x[rng.random(x.shape) >= case.get(key, 1.0)] = 0.0
+        if key in case:
+            x[rng.random(x.shape) >= case[key]] = 0.0
     return a, b, np.empty((m, n), dtype=np.float32)
 
 
