@@ -188,13 +188,13 @@ int32_t pd_get_sparse_gemm(void) { return atomic_load(&sparse_mode); }
 static double sample_density(const float *x, int64_t rs, int64_t cs, int64_t m, int64_t k) {
     const int rows = cs == 1;
     const int64_t lines = rows ? m : k, len = rows ? k : m;
-    const int64_t stride = rows ? rs : cs, step = rows ? cs : rs;
+    const int64_t stride = rows ? rs : cs; /* the lines themselves are contiguous */
     const int64_t picks = imin(16, lines);
     int64_t nz = 0;
     for (int64_t s = 0; s < picks; s++) {
         const float *l = x + s * lines / picks * stride;
         for (int64_t q = 0; q < len; q++) {
-            nz += l[q * step] != 0.0f;
+            nz += l[q] != 0.0f;
         }
     }
     return (double)nz / (double)(picks * len);
@@ -227,17 +227,6 @@ static int sparse_choice(int32_t mode, const pd_gemm_isa *g, const pd_gemm_epilo
     return ok_b && db <= limit ? 2 : 0;
 }
 
-/* Whether none of x[0, n) is an Inf or a NaN. */
-static int all_finite(const float *x, int64_t n) {
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, x + i, sizeof u);
-        bad |= (u & 0x7f800000u) == 0x7f800000u;
-    }
-    return bad == 0;
-}
-
 /* Packed-B offset of chunk starting at pc, panel q. */
 static float *bpanel(const gemm_job *j, float *bbuf, int64_t pc, int64_t kc, int64_t q) {
     return bbuf + (pc - j->p0) * j->npan * j->g->nr + q * kc * j->g->nr;
@@ -256,7 +245,7 @@ static void pack_b_unit(gemm_job *j, float *bbuf, int64_t u) {
     /* X(jj, p) = op(B)(pc + p, col + jj) */
     float *dst = bpanel(j, bbuf, pc, kc, q);
     j->g->pack(j->b + pc * j->rsb + col * j->csb, j->csb, j->rsb, ncol, kc, (int32_t)nr, dst);
-    if (j->sparse && !all_finite(dst, (ncol + nr - 1) / nr * nr * kc)) {
+    if (j->sparse && !j->g->finite(dst, (ncol + nr - 1) / nr * nr * kc)) {
         atomic_store_explicit(&j->nonfinite, 1, memory_order_relaxed);
     }
 }

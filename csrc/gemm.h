@@ -69,6 +69,10 @@ typedef void (*pd_gemm_sparse_fn)(const pd_sparse_rows *s, const float *b, int64
                                   int32_t ct, float *acc);
 #define PD_GEMM_SPARSE_COLS 48
 
+/* Whether none of x[0, n) is an Inf or a NaN (a sparse product checks its packed
+ * B: an Inf or NaN there must meet the zeros of A, so the product runs dense). */
+typedef int (*pd_gemm_finite_fn)(const float *x, int64_t n);
+
 typedef struct pd_gemm_isa {
     int32_t mr, nr; /* micro-tile */
     int32_t kc_max; /* k block: B micro-panel (kc x nr) in L1 */
@@ -80,6 +84,7 @@ typedef struct pd_gemm_isa {
     pd_gemm_pack_fn pack; /* packs both A and B panels */
     pd_gemm_sparse_fn sparse;
     pd_gemm_sparse_build_fn sparse_build;
+    pd_gemm_finite_fn finite;
 } pd_gemm_isa;
 
 /* The portable packer (any mr); also the scalar row's. */
@@ -88,6 +93,7 @@ void pd_gemm_pack_ref(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_
 void pd_gemm_sparse_build_ref(const float *a, int64_t rsa, int64_t csa, int64_t rows, int64_t k,
                               int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, int32_t *off,
                               float *val);
+int pd_gemm_finite_ref(const float *x, int64_t n);
 
 extern const pd_gemm_isa pd_gemm_scalar;
 #if PD_X86
@@ -95,6 +101,7 @@ extern const pd_gemm_isa pd_gemm_avx2;
 extern const pd_gemm_isa pd_gemm_avx512;
 void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_t kc, int32_t mr,
                        float *dst);
+int pd_gemm_finite_avx2(const float *x, int64_t n);
 void pd_gemm_sparse_build_avx2(const float *a, int64_t rsa, int64_t csa, int64_t rows, int64_t k,
                                int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, int32_t *off,
                                float *val);

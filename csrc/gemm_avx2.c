@@ -591,6 +591,22 @@ PD_TARGET_AVX2 void pd_gemm_sparse_build_avx2(const float *a, int64_t rsa, int64
     }
 }
 
+PD_TARGET_AVX2 int pd_gemm_finite_avx2(const float *x, int64_t n) {
+    const __m256i e = _mm256_set1_epi32(0x7f800000);
+    __m256i b0 = _mm256_setzero_si256(), b1 = b0;
+    int64_t i = 0;
+    /* two chains, so the loads, not the or latency, set the pace */
+    for (; i + 16 <= n; i += 16) {
+        __m256i u0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i)), e);
+        __m256i u1 =
+            _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i + 8)), e);
+        b0 = _mm256_or_si256(b0, _mm256_cmpeq_epi32(u0, e));
+        b1 = _mm256_or_si256(b1, _mm256_cmpeq_epi32(u1, e));
+    }
+    b0 = _mm256_or_si256(b0, b1);
+    return _mm256_testz_si256(b0, b0) && pd_gemm_finite_ref(x + i, n - i);
+}
+
 PD_TARGET_AVX2 void pd_gemm_sparse_avx2(const pd_sparse_rows *s, const float *b, int64_t kc,
                                         int32_t nr, int64_t cols, float *c, int64_t ldc,
                                         const float *cin, int64_t ldcin, float alpha, float beta,
@@ -630,6 +646,7 @@ const pd_gemm_isa pd_gemm_avx2 = {
     .pack = pd_gemm_pack_avx2,
     .sparse = pd_gemm_sparse_avx2,
     .sparse_build = pd_gemm_sparse_build_avx2,
+    .finite = pd_gemm_finite_avx2,
 };
 
 #endif

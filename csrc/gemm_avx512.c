@@ -210,6 +210,7 @@ const pd_gemm_isa pd_gemm_avx512 = {
     /* FMA rounds once at any width: the AVX2 kernel matches this row's sums */
     .sparse = pd_gemm_sparse_avx2,
     .sparse_build = pd_gemm_sparse_build_avx2,
+    .finite = pd_gemm_finite_avx2,
 };
 
 #endif

@@ -103,18 +103,20 @@ def test_bit_identical_for_1_2_3_threads(any_isa, restore_threads, side):
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
-def test_inf_or_nan_in_the_dense_operand_takes_the_dense_path(any_isa, restore_threads, bad):
+@pytest.mark.parametrize("p, j", [(17, 3), (17, 12), (0, 0), (99, 49)])
+def test_inf_or_nan_in_the_dense_operand_takes_the_dense_path(any_isa, restore_threads, bad, p, j):
     """0 * Inf is NaN: with an Inf or NaN in the dense operand, skipping the zeros of
     the sparse one would drop it, so such a product runs dense and propagates it as
-    the dense path does (op(A) sparse with op(B) bad, then the transposed case)."""
+    the dense path does (op(A) sparse with op(B) bad, then the transposed case). The
+    spots fall in either half of a 16-float run of packed B and in its last panel."""
     rng = np.random.default_rng(13)
     a, b = sparse_operand(rng, 40, 100, False, 0.3), operand(rng, 100, 50, False)
-    b[17, 3] = bad
-    a[:, 17] = 0.0
-    a[5, 17] = 1.0  # row 5 meets it, the rest multiply it by zero
+    b[p, j] = bad
+    a[:, p] = 0.0
+    a[5, p] = 1.0  # row 5 meets it, the rest multiply it by zero
     for threads in (1, 2):
         pydrop.set_num_threads(threads)
-        for x, y, got_col in ((a, b, lambda c: c[:, 3]), (b.T, a.T, lambda c: c[3])):
+        for x, y, got_col in ((a, b, lambda c: c[:, j]), (b.T, a.T, lambda c: c[j])):
             dense, sparse = both_paths(x, y)
             np.testing.assert_array_equal(dense, sparse)
             col = got_col(sparse.view(F))
