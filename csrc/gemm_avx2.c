@@ -603,8 +603,10 @@ PD_TARGET_AVX2 int pd_gemm_finite_avx2(const float *x, int64_t n) {
         b0 = _mm256_or_si256(b0, _mm256_cmpeq_epi32(u0, e));
         b1 = _mm256_or_si256(b1, _mm256_cmpeq_epi32(u1, e));
     }
+    /* (lanes are all ones or zero; SIMDe 0.7.4's _mm256_testz_si256, which make
+     * emulate uses, answered 1 for a vector with a lane set) */
     b0 = _mm256_or_si256(b0, b1);
-    return _mm256_testz_si256(b0, b0) && pd_gemm_finite_ref(x + i, n - i);
+    return _mm256_movemask_ps(_mm256_castsi256_ps(b0)) == 0 && pd_gemm_finite_ref(x + i, n - i);
 }
 
 PD_TARGET_AVX2 void pd_gemm_sparse_avx2(const pd_sparse_rows *s, const float *b, int64_t kc,
