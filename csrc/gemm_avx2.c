@@ -597,7 +597,8 @@ PD_TARGET_AVX2 int pd_gemm_finite_avx2(const float *x, int64_t n) {
     int64_t i = 0;
     /* two chains, so the loads, not the or latency, set the pace */
     for (; i + 16 <= n; i += 16) {
-        __m256i u0 = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i)), e);
+        __m256i u0 =
+            _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i)), e);
         __m256i u1 =
             _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(const void *)(x + i + 8)), e);
         b0 = _mm256_or_si256(b0, _mm256_cmpeq_epi32(u0, e));
