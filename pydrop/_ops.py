@@ -253,6 +253,7 @@ def _check_real(name: str, value: object) -> float:
 
 
 _F32 = np.dtype(np.float32)
+_U8 = np.dtype(np.uint8)
 _from_buffer = ffi.from_buffer  # bound once: the per-call paths use it several times
 
 
@@ -767,7 +768,111 @@ class _LinearCall(_Call):
         mask_out: object,
         want_mask: bool,
     ) -> None:
-        arrays = (x, w, b, out, mask_out)
+        self.arrays, self.scalars = (x, w, b, out, mask_out), (activation, p)
+        if not self._common(x, w, b, activation, p, out, mask_out, want_mask):
+            self._checked(x, w, b, activation, p, out, mask_out, want_mask)
+
+    def _common(
+        self,
+        x: object,
+        w: object,
+        b: object,
+        activation: object,
+        p: object,
+        out: object,
+        mask_out: object,
+        want_mask: bool,
+    ) -> bool:
+        """_checked for the usual call, in a third of its Python steps: non-empty
+        float32 x C-contiguous, w C-contiguous or a transposed one, b None or dense
+        (n,), out None or dense (m, n) and writable, mask_out None or a writable byte
+        buffer of the right size, p a float in [0, 1]. False leaves every other call,
+        and every error message, to _checked."""
+        if not (
+            type(x) is np.ndarray
+            and type(w) is np.ndarray
+            and x.dtype is _F32
+            and w.dtype is _F32
+            and x.ndim == 2
+            and w.ndim == 2
+            and type(p) is float
+            and 0.0 <= p <= 1.0
+            and (activation is None or activation == "relu")
+        ):
+            return False
+        m, k = x.shape
+        k2, n = w.shape
+        fx = x.flags
+        if k != k2 or not (m and n and k and fx.c_contiguous and fx.aligned and w.flags.aligned):
+            return False
+        s0, s1 = w.strides
+        if s1 == 4 and s0 == 4 * n:
+            trans_w, ldw = 0, n
+        elif s0 == 4 and s1 == 4 * k:
+            trans_w, ldw = 1, k
+        else:
+            return False
+        bias: np.ndarray | None = None
+        if b is not None:
+            bias = b  # type: ignore[assignment]
+            if not (
+                type(bias) is np.ndarray
+                and bias.dtype is _F32
+                and bias.shape == (n,)
+                and bias.strides == (4,)
+                and bias.flags.aligned
+            ):
+                return False
+        if out is None:
+            y = np.empty((m, n), dtype=np.float32)
+        else:
+            y = out  # type: ignore[assignment]
+            if not (type(y) is np.ndarray and y.dtype is _F32 and y.shape == (m, n)):
+                return False
+            fy = y.flags
+            if not (fy.c_contiguous and fy.writeable and fy.aligned):
+                return False
+        mask: np.ndarray | None = None
+        if mask_out is not None:
+            mask = mask_out  # type: ignore[assignment]
+            if not (
+                type(mask) is np.ndarray
+                and mask.dtype is _U8
+                and mask.shape == (_mask_bytes(m * n),)
+                and mask.strides == (1,)
+                and mask.flags.writeable
+            ):
+                return False
+        elif want_mask:
+            mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
+        pw = _from_buffer("float[]", w.T if trans_w else w)
+        self._set(
+            x,
+            _from_buffer("float[]", x),
+            k,
+            w,
+            pw,
+            trans_w,
+            ldw,
+            bias,
+            y,
+            mask,
+            int(activation is not None),
+            p,
+        )
+        return True
+
+    def _checked(
+        self,
+        x: object,
+        w: object,
+        b: object,
+        activation: object,
+        p: object,
+        out: object,
+        mask_out: object,
+        want_mask: bool,
+    ) -> None:
         x, ldx = _row_major("x", x)
         w, trans_w, ldw = _gemm_operand("w", w)
         m, k = x.shape
@@ -779,7 +884,7 @@ class _LinearCall(_Call):
             if b.shape != (n,):
                 raise ValueError(f"b must have shape ({n},), got {b.shape}")
         act = _activation(activation)
-        p = _check_p(p, "dropout")
+        pf = _check_p(p, "dropout")
         # Overlaps between y, the mask and the inputs are C's to reject (run).
         y = _out(out, (m, n), {}, in_place=False)
         mask = None
@@ -787,13 +892,31 @@ class _LinearCall(_Call):
             mask = _mask_out(mask_out, m * n, {})
         elif want_mask:
             mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
-        self.arrays, self.scalars = arrays, (activation, p)
+        self._set(x, _ptr(x), ldx, w, _ptr(w, trans_w), trans_w, ldw, b, y, mask, act, pf)
+
+    def _set(
+        self,
+        x: np.ndarray,
+        px: Any,
+        ldx: int,
+        w: np.ndarray,
+        pw: Any,
+        trans_w: int,
+        ldw: int,
+        b: np.ndarray | None,
+        y: np.ndarray,
+        mask: np.ndarray | None,
+        act: int,
+        p: float,
+    ) -> None:
+        """The checked call's outputs and C arguments (px, pw: x's and w's addresses)."""
+        (m, k), n = x.shape, y.shape[1]
         self.y, self.mask = y, mask
         self._inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
         self._args = (
-            (_ptr(x), ldx, _ptr(w, trans_w), ldw, trans_w)
+            (px, ldx, pw, ldw, trans_w)
             + (ffi.NULL if b is None else _fbuf(b), _fbuf(y))
-            + (ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask), m, n, k, act, p)
+            + (ffi.NULL if mask is None else _from_buffer("uint8_t[]", mask), m, n, k, act, p)
             if y.size
             else ()
         )

@@ -159,6 +159,81 @@ def test_bad_input(call, exc, text):
     assert text in str(info.value)
 
 
+def _widened(a, extra):
+    """a as a view into a wider buffer (rows keep unit stride, ld = cols + extra)."""
+    buf = np.full((a.shape[0], a.shape[1] + extra), np.nan, a.dtype)
+    buf[:, : a.shape[1]] = a
+    return buf[:, : a.shape[1]]
+
+
+def test_argument_layouts_give_one_result():
+    """linear() takes its common call (dense float32 operands, float p) by a shorter
+    path than the rest: every layout it accepts gives the same y and mask."""
+    x, w, b = operands(6, 16, 5, False)
+    want, want_mask = pydrop.linear(
+        x, w, b, activation="relu", dropout=0.5, seed=7, return_mask=True
+    )
+    b2 = np.repeat(b, 2)[::2]  # strided bias: the checked path copies nothing either
+    wide = np.zeros(32, np.uint8)
+    variants = {
+        "dense": dict(x=x, w=w, b=b),
+        "w transposed view": dict(x=x, w=np.ascontiguousarray(w.T).T, b=b),
+        "x row slice": dict(x=_widened(x, 3), w=w, b=b),
+        "w row slice": dict(x=x, w=_widened(w, 5), b=b),
+        "float64 p": dict(x=x, w=w, b=b, dropout=np.float64(0.5)),
+        "np.str_ activation": dict(x=x, w=w, b=b, activation=np.str_("relu")),
+        "mask_out in a wider buffer": dict(x=x, w=w, b=b, mask_out=wide[4:16]),
+    }
+    for name, kw in variants.items():
+        args = dict(activation="relu", dropout=0.5, seed=7, return_mask=True) | kw
+        y, mask = pydrop.linear(args.pop("x"), args.pop("w"), args.pop("b"), **args)
+        np.testing.assert_array_equal(y, want, err_msg=name)
+        np.testing.assert_array_equal(mask, want_mask, err_msg=name)
+    with pytest.raises(ValueError, match="b must be C-contiguous"):
+        pydrop.linear(x, w, b2)
+
+
+@pytest.mark.parametrize(
+    "kw, exc, text",
+    [
+        (dict(mask_out=np.zeros(24, np.uint8)[::2]), ValueError, "mask_out must be a contiguous"),
+        (dict(mask_out=np.zeros(11, np.uint8)), ValueError, "mask_out must be a contiguous"),
+        (dict(mask_out=np.zeros(3, F)), TypeError, "mask_out must be a uint8"),
+        (dict(out=np.zeros((6, 16), F).T.copy().T), ValueError, "out must be C-contiguous"),
+        (dict(out=np.zeros((6, 15), F)), ValueError, "out must have shape"),
+        (dict(out=np.zeros((6, 16))), TypeError, "out"),
+    ],
+)
+def test_bad_outputs_named(kw, exc, text):
+    x, w, b = operands(6, 16, 5, False)
+    with pytest.raises(exc) as info:
+        pydrop.linear(x, w, b, dropout=0.5, seed=1, **kw)
+    assert text in str(info.value)
+
+
+def test_read_only_and_overlapping_outputs_named():
+    x, w, b = operands(6, 16, 5, False)
+    ro = np.zeros((6, 16), F)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        pydrop.linear(x, w, b, out=ro)
+    ro_mask = np.zeros(12, np.uint8)
+    ro_mask.flags.writeable = False
+    with pytest.raises(ValueError, match="mask_out is read-only"):
+        pydrop.linear(x, w, b, dropout=0.5, seed=1, mask_out=ro_mask)
+    buf = np.zeros(200, F)
+    xs = buf[:30].reshape(6, 5)
+    xs[...] = x
+    with pytest.raises(ValueError, match="out overlaps x"):
+        pydrop.linear(xs, w, b, out=buf[20:116].reshape(6, 16))
+    y = np.zeros((6, 16), F)
+    with pytest.raises(ValueError, match="mask_out overlaps out"):
+        pydrop.linear(
+            x, w, b, dropout=0.5, seed=1, out=y, mask_out=y.reshape(-1).view(np.uint8)[:12]
+        )
+    np.testing.assert_array_equal(xs, x)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 def test_backward_outputs_must_not_overlap(restore_threads, threads):
     """dw and dx are computed side by side: each output is checked against the other
