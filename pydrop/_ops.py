@@ -25,7 +25,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
@@ -585,6 +585,30 @@ def _ptr(a: np.ndarray, trans: int = 0) -> Any:
     return ffi.cast("float *", a.__array_interface__["data"][0])
 
 
+def _common_out(out: object, shape: tuple[int, int]) -> np.ndarray | None:
+    """The output of a common call (the fast paths): a new array for None, out itself
+    when it is a writable, aligned, C-contiguous float32 array of `shape`, else None
+    (the call then takes the full checks)."""
+    if out is None:
+        return np.empty(shape, dtype=np.float32)
+    if type(out) is np.ndarray and out.dtype is _F32 and out.shape == shape:
+        f = out.flags
+        if f.c_contiguous and f.writeable and f.aligned:
+            return out
+    return None
+
+
+def _plain_vector(a: object, dtype: np.dtype, size: int) -> TypeGuard[np.ndarray]:
+    """Whether a is an aligned, contiguous 1-D array of `size` elements of `dtype`."""
+    return (
+        type(a) is np.ndarray
+        and a.dtype is dtype
+        and a.shape == (size,)
+        and a.strides == (dtype.itemsize,)
+        and a.flags.aligned
+    )
+
+
 def _sgemm_fast(
     a: object, b: object, out: object, alpha: object, beta: object
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]] | None:
@@ -607,35 +631,18 @@ def _sgemm_fast(
     k2, n = b.shape
     if k != k2 or not (m and n and k):
         return None
-    if out is None:
-        if beta != 0.0:
-            return None
-        c = np.empty((m, n), dtype=np.float32)
-    else:
-        c = out  # type: ignore[assignment]
-        if not (type(c) is np.ndarray and c.dtype is _F32 and c.shape == (m, n)):
-            return None
-        flags = c.flags
-        if not (flags.c_contiguous and flags.writeable and flags.aligned):
-            return None
+    c = _common_out(out, (m, n))
+    if c is None or (out is None and beta != 0.0):
+        return None
     if not (a.flags.aligned and b.flags.aligned):
         return None
-    # each operand C-contiguous (trans 0) or the transpose of a C-contiguous array,
-    # tested inline: a call per operand costs a tenth of this path
-    s0, s1 = a.strides
-    if s1 == 4 and s0 == 4 * k:
-        ta, lda, pa = 0, k, _from_buffer("float[]", a)
-    elif s0 == 4 and s1 == 4 * m:
-        ta, lda, pa = 1, m, _from_buffer("float[]", a.T)
-    else:
+    la, lb = _dense_layout(a), _dense_layout(b)
+    if la is None or lb is None:
         return None
-    s0, s1 = b.strides
-    if s1 == 4 and s0 == 4 * n:
-        tb, ldb, pb = 0, n, _from_buffer("float[]", b)
-    elif s0 == 4 and s1 == 4 * k:
-        tb, ldb, pb = 1, k, _from_buffer("float[]", b.T)
-    else:
-        return None
+    (ta, lda), (tb, ldb) = la, lb
+    # (the buffer protocol exports a C-contiguous array: a, or its transpose)
+    pa = _from_buffer("float[]", a.T if ta else a)
+    pb = _from_buffer("float[]", b.T if tb else b)
     args = (ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, _from_buffer("float[]", c), n)
     return a, b, c, args
 
@@ -769,25 +776,17 @@ class _LinearCall(_Call):
         want_mask: bool,
     ) -> None:
         self.arrays, self.scalars = (x, w, b, out, mask_out), (activation, p)
-        if not self._common(x, w, b, activation, p, out, mask_out, want_mask):
-            self._checked(x, w, b, activation, p, out, mask_out, want_mask)
+        args = (x, w, b, activation, p, out, mask_out, want_mask)
+        if not self._common(args):
+            self._checked(args)
 
-    def _common(
-        self,
-        x: object,
-        w: object,
-        b: object,
-        activation: object,
-        p: object,
-        out: object,
-        mask_out: object,
-        want_mask: bool,
-    ) -> bool:
+    def _common(self, args: tuple[Any, ...]) -> bool:
         """_checked for the usual call, in a third of its Python steps: non-empty
         float32 x C-contiguous, w C-contiguous or a transposed one, b None or dense
         (n,), out None or dense (m, n) and writable, mask_out None or a writable byte
         buffer of the right size, p a float in [0, 1]. False leaves every other call,
         and every error message, to _checked."""
+        x, w, b, activation, p, out, mask_out, want_mask = args
         if not (
             type(x) is np.ndarray
             and type(w) is np.ndarray
@@ -805,44 +804,20 @@ class _LinearCall(_Call):
         fx = x.flags
         if k != k2 or not (m and n and k and fx.c_contiguous and fx.aligned and w.flags.aligned):
             return False
-        s0, s1 = w.strides
-        if s1 == 4 and s0 == 4 * n:
-            trans_w, ldw = 0, n
-        elif s0 == 4 and s1 == 4 * k:
-            trans_w, ldw = 1, k
-        else:
+        layout = _dense_layout(w)
+        if layout is None:
             return False
-        bias: np.ndarray | None = None
-        if b is not None:
-            bias = b  # type: ignore[assignment]
-            if not (
-                type(bias) is np.ndarray
-                and bias.dtype is _F32
-                and bias.shape == (n,)
-                and bias.strides == (4,)
-                and bias.flags.aligned
-            ):
-                return False
-        if out is None:
-            y = np.empty((m, n), dtype=np.float32)
-        else:
-            y = out  # type: ignore[assignment]
-            if not (type(y) is np.ndarray and y.dtype is _F32 and y.shape == (m, n)):
-                return False
-            fy = y.flags
-            if not (fy.c_contiguous and fy.writeable and fy.aligned):
-                return False
-        mask: np.ndarray | None = None
+        trans_w, ldw = layout
+        if b is not None and not _plain_vector(b, _F32, n):
+            return False
+        y = _common_out(out, (m, n))
+        if y is None:
+            return False
+        mask = None
         if mask_out is not None:
-            mask = mask_out  # type: ignore[assignment]
-            if not (
-                type(mask) is np.ndarray
-                and mask.dtype is _U8
-                and mask.shape == (_mask_bytes(m * n),)
-                and mask.strides == (1,)
-                and mask.flags.writeable
-            ):
+            if not (_plain_vector(mask_out, _U8, _mask_bytes(m * n)) and mask_out.flags.writeable):
                 return False
+            mask = mask_out
         elif want_mask:
             mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
         pw = _from_buffer("float[]", w.T if trans_w else w)
@@ -854,7 +829,7 @@ class _LinearCall(_Call):
             pw,
             trans_w,
             ldw,
-            bias,
+            b,
             y,
             mask,
             int(activation is not None),
@@ -862,17 +837,8 @@ class _LinearCall(_Call):
         )
         return True
 
-    def _checked(
-        self,
-        x: object,
-        w: object,
-        b: object,
-        activation: object,
-        p: object,
-        out: object,
-        mask_out: object,
-        want_mask: bool,
-    ) -> None:
+    def _checked(self, args: tuple[Any, ...]) -> None:
+        x, w, b, activation, p, out, mask_out, want_mask = args
         x, ldx = _row_major("x", x)
         w, trans_w, ldw = _gemm_operand("w", w)
         m, k = x.shape
