@@ -631,8 +631,10 @@ def _sgemm_fast(
     k2, n = b.shape
     if k != k2 or not (m and n and k):
         return None
+    if out is None and beta != 0.0:
+        return None
     c = _common_out(out, (m, n))
-    if c is None or (out is None and beta != 0.0):
+    if c is None:
         return None
     if not (a.flags.aligned and b.flags.aligned):
         return None
