@@ -173,7 +173,7 @@ def test_argument_layouts_give_one_result():
     want, want_mask = pydrop.linear(
         x, w, b, activation="relu", dropout=0.5, seed=7, return_mask=True
     )
-    b2 = np.repeat(b, 2)[::2]  # strided bias: the checked path copies nothing either
+    b2 = np.repeat(b, 2)[::2]  # a strided bias leaves the short path; the full checks reject it
     wide = np.zeros(32, np.uint8)
     variants = {
         "dense": dict(x=x, w=w, b=b),
