@@ -172,9 +172,10 @@ def test_e2e_runs_take_turns_epoch_by_epoch(tmp_path: Path) -> None:
     assert "take turns epoch by epoch" in md
 
 
-def test_kernel_runs_take_turns_case_by_case(tmp_path: Path) -> None:
+def test_kernel_runs_take_turns_repeat_by_repeat(tmp_path: Path) -> None:
     """Without training runs the kernel runs are round robin too: each case is
-    measured by every library in turn before the next case starts."""
+    measured by every library before the next case starts, and within a case every
+    library's repeat r starts before any library's repeat r + 1."""
     log: list[str] = []
     report, _ = _run(tmp_path, ["--only", "kernels"], hide=("torch", "matplotlib"), log=log)
     turns = [line for line in log if "round robin, 1t, case" in line]
@@ -187,6 +188,12 @@ def test_kernel_runs_take_turns_case_by_case(tmp_path: Path) -> None:
     for row in report["kernels"]:
         for isa in isas:
             assert row["results"][f"pydrop {isa}"]["status"] == "ok", row["case"]
+        starts = [
+            cell["repeats_started"] for cell in row["results"].values() if cell["status"] == "ok"
+        ]
+        assert len(starts) >= len(names) and all(len(s) >= 1 for s in starts)
+        for r in range(min(len(s) for s in starts) - 1):
+            assert max(s[r] for s in starts) < min(s[r + 1] for s in starts), row["case"]
 
 
 def test_bench_rejects_bad_flags() -> None:

@@ -281,7 +281,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if spec["task"] == "both":
                 report["workers"].append(run_worker(spec, work, log))
         # Everything else runs round robin at each thread count: the libraries take
-        # turns case by case, then epoch by epoch.
+        # turns repeat by repeat in each kernel case, then epoch by epoch. With one
+        # thread no library has a pool left spinning, so no pause is needed.
         for task, turns, what, pause in (
             ("kernels", len(cases) if do_kernels else 0, "case", 0.25),
             ("e2e", epochs, "epoch", 0.5),
@@ -289,7 +290,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for n in threads:
                 group = [s for s in specs if s["task"] == task and s["threads"] == n]
                 if group:
-                    report["workers"] += run_round_robin(group, turns, what, work, log, pause)
+                    wait = pause if n > 1 else 0.0
+                    report["workers"] += run_round_robin(group, turns, what, work, log, wait)
         if merge:
             report["notes"].append(
                 "Quick mode: each library's training run shares its process with its kernel "

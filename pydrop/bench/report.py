@@ -77,7 +77,7 @@ def _kernel_rows(
                 order.append(k)
             cell = {
                 a: rec[a]
-                for a in ("status", "median", "min", "max", "number", "repeats")
+                for a in ("status", "median", "min", "max", "number", "repeats", "repeats_started")
                 if a in rec
             }
             if w["lib"] == "pydrop":
@@ -375,7 +375,7 @@ def to_markdown(report: dict[str, Any]) -> str:
     turns = (
         ""
         if cfg.get("quick")
-        else ", all alive at once and taking turns case by case (one running at a time)"
+        else ", all alive at once and taking turns repeat by repeat (one running at a time)"
     )
     L.append(
         f"- **Method**: one process per library and ISA path{turns}; warm-up, then {t['repeats']} "

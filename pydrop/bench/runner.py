@@ -102,9 +102,11 @@ def run_round_robin(
     """Workers side by side, one process each, taking turns: turn t (an epoch, or
     a kernel case: `what` names it in the log) of every worker runs before turn
     t + 1 of any, so a machine whose speed drifts over minutes slows them alike and
-    their ratios keep no trace of it. Only one runs at a time; between turns the
-    last one's thread pools get `pause` seconds to go idle (they spin for a while
-    after their work ends)."""
+    their ratios keep no trace of it. A turn may come in steps (a kernel case: its
+    calibration, then one step per repeat): the workers then take turns step by
+    step, so drift over seconds is shared too. Only one runs at a time; between
+    steps the last one's thread pools get `pause` seconds to go idle (they spin for
+    a while after their work ends)."""
     from .worker import READY, TURN
 
     runs = []
@@ -131,20 +133,29 @@ def run_round_robin(
     threads = specs[0]["threads"] if specs else 0
     for t in range(turns):
         print(f"  round robin, {threads}t, {what} {t + 1}/{turns}:", end="", file=log, flush=True)
-        for r in list(live):
-            time.sleep(pause)
-            try:
-                r["proc"].stdin.write("next\n")
-                r["proc"].stdin.flush()
-            except BrokenPipeError:  # the worker died while waiting: _reply sees EOF
-                pass
-            reply = _reply(r["proc"], TURN)
-            if reply is None:
-                live.remove(r)
-                print(f" {r['name']} failed", end="", file=log, flush=True)
-            else:
-                took = time.time() - json.loads(reply)["started"]
-                print(f" {r['name']} {took:.2f} s", end="", file=log)
+        spent = {r["tag"]: 0.0 for r in live}
+        pending = list(live)
+        while pending:
+            for r in list(pending):
+                time.sleep(pause)
+                try:
+                    r["proc"].stdin.write("next\n")
+                    r["proc"].stdin.flush()
+                except BrokenPipeError:  # the worker died while waiting: _reply sees EOF
+                    pass
+                reply = _reply(r["proc"], TURN)
+                if reply is None:
+                    live.remove(r)
+                    pending.remove(r)
+                    spent.pop(r["tag"])
+                    print(f" {r['name']} failed", end="", file=log, flush=True)
+                    continue
+                step = json.loads(reply)
+                spent[r["tag"]] += time.time() - step["started"]
+                if not step["more"]:
+                    pending.remove(r)
+        for r in live:
+            print(f" {r['name']} {spent[r['tag']]:.2f} s", end="", file=log)
         print(file=log, flush=True)
     results = []
     for r in runs:

@@ -73,20 +73,66 @@ def measure_interleaved(
     taken per repeat, as :func:`measure_paired` does) do not carry the drift that
     two measurements made one after the other would. ``max_total`` bounds the time
     of all the callables' repeats together."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    for fn in fns:
-        for _ in range(warmup):
-            fn()
-    cal = [_calibrate(fn, min_time, max_number) for fn in fns]
-    per_round = sum(elapsed for _, elapsed in cal)
-    if max_total is not None and per_round * repeats > max_total:
-        repeats = max(min(3, repeats), int(max_total / max(per_round, 1e-9)))
-    samples: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, (number, _), out in zip(fns, cal, samples, strict=True):
+    run = Interleaved(
+        fns,
+        repeats=repeats,
+        min_time=min_time,
+        warmup=warmup,
+        max_number=max_number,
+        max_total=max_total,
+    )
+    run.prepare()
+    while run.left:
+        run.repeat()
+    return run.timings()
+
+
+class Interleaved:
+    """:func:`measure_interleaved` in steps: :meth:`prepare` warms up and
+    calibrates, each :meth:`repeat` times one round (one repeat of every callable)
+    while :attr:`left` is not 0, and :meth:`timings` sums up. The benchmark suite
+    runs other processes' rounds between these, so libraries measured in processes
+    of their own take turns repeat by repeat, as callables in one process do."""
+
+    def __init__(
+        self,
+        fns: Sequence[Callable[[], object]],
+        *,
+        repeats: int = 7,
+        min_time: float = 0.05,
+        warmup: int = 1,
+        max_number: int = 1 << 20,
+        max_total: float | None = None,
+    ) -> None:
+        if repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {repeats}")
+        self.fns = list(fns)
+        self.left = repeats
+        self._min_time, self._warmup = min_time, warmup
+        self._max_number, self._max_total = max_number, max_total
+        self._numbers: list[int] = []
+        self.samples: list[list[float]] = [[] for _ in self.fns]
+        self.started: list[float] = []  # wall clock at the start of each round
+
+    def prepare(self) -> None:
+        for fn in self.fns:
+            for _ in range(self._warmup):
+                fn()
+        cal = [_calibrate(fn, self._min_time, self._max_number) for fn in self.fns]
+        self._numbers = [number for number, _ in cal]
+        per_round = sum(elapsed for _, elapsed in cal)
+        if self._max_total is not None and per_round * self.left > self._max_total:
+            self.left = max(min(3, self.left), int(self._max_total / max(per_round, 1e-9)))
+
+    def repeat(self) -> None:
+        self.started.append(time.time())
+        for fn, number, out in zip(self.fns, self._numbers, self.samples, strict=True):
             out.append(_run(fn, number))
-    return [_summary(s, n) for s, (n, _) in zip(samples, cal, strict=True)], samples
+        self.left -= 1
+
+    def timings(self) -> tuple[list[Timing], list[list[float]]]:
+        timings = [_summary(s, n) for s, n in zip(self.samples, self._numbers, strict=True)]
+        return timings, self.samples
 
 
 def measure_paired(

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Iterator
 from typing import Any
 
-from .timing import measure_interleaved
+from .timing import Interleaved
 
 _LIMITER: object = None  # threadpoolctl's limiter, held for the life of the process
 
@@ -67,16 +67,23 @@ def _active_isa() -> str | None:
     return str(info.get("isa"))
 
 
-def case_records(lib: str, case: dict[str, Any], timing: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records of one kernel case: one per implementation of the library."""
+def case_steps(
+    lib: str, case: dict[str, Any], timing: dict[str, Any]
+) -> Iterator[list[dict[str, Any]] | None]:
+    """One kernel case in steps: the first warms up and calibrates, each next one
+    times one repeat; every step but the last yields None, the last the case's
+    records (one per implementation of the library). Between two steps the suite
+    runs the other libraries' steps of the case, so they all take turns repeat by
+    repeat."""
     from .kernels import IMPLS
 
     try:
         impls = IMPLS[lib](case)
     except Exception as e:  # a missing op in one library must not sink the run
-        return [{**case, "impl": lib, "status": f"error: {e}"}]
-    # One library's variants of a case (pydrop: fused, unfused, GEMM only) are
-    # timed in round-robin repeats, so their ratios carry no drift of the machine.
+        yield [{**case, "impl": lib, "status": f"error: {e}"}]
+        return
+    # One library's variants of a case (pydrop: fused, unfused, GEMM only) take
+    # turns within each repeat, so their ratios carry no drift of the machine.
     records, working = [], []
     for name, fn in impls:
         try:
@@ -85,12 +92,27 @@ def case_records(lib: str, case: dict[str, Any], timing: dict[str, Any]) -> list
         except Exception as e:
             records.append({**case, "impl": name, "status": f"error: {type(e).__name__}: {e}"})
     try:
-        timings, _ = measure_interleaved([fn for _, fn in working], **timing)
+        run = Interleaved([fn for _, fn in working], **timing)
+        run.prepare()
+        while run.left:
+            yield None
+            run.repeat()
+        timings, _ = run.timings()
     except Exception as e:
         status = f"error: {type(e).__name__}: {e}"
-        return records + [{**case, "impl": name, "status": status} for name, _ in working]
+        yield records + [{**case, "impl": name, "status": status} for name, _ in working]
+        return
     for (name, _), t in zip(working, timings, strict=True):
-        records.append({**case, "impl": name, "status": "ok", **t.as_dict()})
+        records.append(
+            {**case, "impl": name, "status": "ok", **t.as_dict(), "repeats_started": run.started}
+        )
+    yield records
+
+
+def case_records(lib: str, case: dict[str, Any], timing: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of one kernel case, measured in one go."""
+    *_, records = case_steps(lib, case, timing)
+    assert records is not None  # (only the last step yields them)
     return records
 
 
@@ -99,29 +121,34 @@ def run_kernels(spec: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 # Round-robin protocol (runner.run_round_robin): the worker prints READY once set
-# up, then runs one turn (a training epoch, or a kernel case) per "next" line on
-# stdin and answers with TURN and the turn's result as JSON; any other line (or
-# EOF) ends the run.
+# up, then runs one step of a turn (a training epoch, or a step of a kernel case)
+# per "next" line on stdin and answers with TURN and the step's result as JSON,
+# whose "more" is true while the turn has steps left; any other line (or EOF) ends
+# the run.
 READY, TURN = "pydrop-bench ready", "pydrop-bench turn "
 
 
-def _serve(turns: Iterator[Any]) -> list[Any]:
-    """Run `turns` one per request (the protocol above); the results, in order."""
+def _serve(steps: Iterator[Any]) -> list[Any]:
+    """Run `steps` one per request (the protocol above); the results, in order. A
+    step whose result is None is not a turn's last."""
     print(READY, flush=True)
     results = []
     for line in sys.stdin:
         if line.strip() != "next":
             break
         started = time.time()  # wall clock: comparable across the workers
-        out = {"started": started, "result": next(turns)}
+        result = next(steps)
+        out = {"started": started, "result": result, "more": result is None}
         results.append(out)
         print(TURN + json.dumps(out), flush=True)
     return results
 
 
 def _kernels_on_request(spec: dict[str, Any]) -> list[dict[str, Any]]:
-    turns = (case_records(spec["lib"], case, spec["timing"]) for case in spec["cases"])
-    return [r for turn in _serve(turns) for r in turn["result"]]
+    steps = (
+        step for case in spec["cases"] for step in case_steps(spec["lib"], case, spec["timing"])
+    )
+    return [r for out in _serve(steps) if not out["more"] for r in out["result"]]
 
 
 def _e2e_on_request(lib: str, spec: dict[str, Any]) -> dict[str, Any]:
