@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -57,13 +58,7 @@ def measure(
 
 
 def measure_interleaved(
-    fns: Sequence[Callable[[], object]],
-    *,
-    repeats: int = 7,
-    min_time: float = 0.05,
-    warmup: int = 1,
-    max_number: int = 1 << 20,
-    max_total: float | None = None,
+    fns: Sequence[Callable[[], object]], **options: Any
 ) -> tuple[list[Timing], list[list[float]]]:
     """Time several callables as :func:`measure` does, in round-robin repeats
     (f0, f1, ..., f0, f1, ...): returns their timings and per-repeat samples.
@@ -71,16 +66,10 @@ def measure_interleaved(
     On a shared machine whose speed drifts over seconds, repeat r of every callable
     runs within a fraction of a second of the others, so ratios between them (best
     taken per repeat, as :func:`measure_paired` does) do not carry the drift that
-    two measurements made one after the other would. ``max_total`` bounds the time
-    of all the callables' repeats together."""
-    run = Interleaved(
-        fns,
-        repeats=repeats,
-        min_time=min_time,
-        warmup=warmup,
-        max_number=max_number,
-        max_total=max_total,
-    )
+    two measurements made one after the other would. ``options`` are those of
+    :class:`Interleaved`; its ``max_total`` bounds the time of all the callables'
+    repeats together."""
+    run = Interleaved(fns, **options)
     run.prepare()
     while run.left:
         run.repeat()
