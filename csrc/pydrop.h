@@ -90,7 +90,8 @@ int32_t pd_get_sparse_gemm(void);
 
 /* C = alpha * op(A) * op(B) + beta * C, row-major. op(A) is m x k: A is m x k
  * (trans_a = 0, lda >= k) or k x m (trans_a = 1, lda >= m); likewise op(B) is k x n.
- * ldc >= n. beta == 0 never reads C (NaN in C is not propagated). C must not
+ * ldc >= n. beta == 0 never reads C (NaN in C is not propagated); alpha == 0 or
+ * k == 0 never reads A and B (C = beta * C, as in BLAS). C must not
  * overlap A or B: PD_ERR_ARG when the spans their leading dimensions give share a
  * byte (a bound, like NumPy's may_share_memory). */
 pd_status pd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,

@@ -161,6 +161,21 @@ def test_k_zero_is_beta_times_c(any_isa, beta):
         np.testing.assert_array_equal(c, beta * c_in)
 
 
+@pytest.mark.parametrize("beta", [0.0, 1.0, -2.0])
+def test_alpha_zero_reads_neither_operand(any_isa, beta):
+    """As in BLAS, alpha == 0 gives beta * out without reading a or b: an Inf or a
+    NaN there does not reach the result (the README says so)."""
+    a = np.array([[np.inf, 1.0], [np.nan, 2.0]], F)
+    b = np.ones((2, 3), F)
+    c_in = np.arange(6, dtype=F).reshape(2, 3)
+    if beta == 0.0:
+        c = run(a, b, 0.0, beta, nan_out=True)
+        np.testing.assert_array_equal(c, np.zeros((2, 3), F))
+    else:
+        c = run(a, b, 0.0, beta, c_in=c_in)
+        np.testing.assert_array_equal(c, beta * c_in)
+
+
 def test_empty_outputs(any_isa):
     for m, n, k in [(0, 5, 3), (4, 0, 3), (0, 0, 0)]:
         c = pydrop.matmul(np.ones((m, k), F), np.ones((k, n), F))
