@@ -233,12 +233,23 @@ def _check_int(name: str, value: object, bound: int) -> int:
     return v
 
 
+def _check_min_int(name: str, value: object, lo: int) -> int:
+    """An integer >= lo (counts, sizes, seeds with no upper bound) as an int."""
+    if type(value) is int:
+        if value >= lo:
+            return value
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {lo}, got {type(value).__name__}")
+    v = int(value)
+    if v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v}")
+    return v
+
+
 def _check_p(p: object, name: str = "p") -> float:
     if type(p) is float and 0.0 <= p <= 1.0:  # NaN fails the comparison
         return p
-    if isinstance(p, (bool, np.bool_)) or not isinstance(p, numbers.Real):
-        raise TypeError(f"{name} must be a real number in [0, 1], got {type(p).__name__}")
-    v = float(p)
+    v = _check_real(name, p)
     if math.isnan(v) or not 0.0 <= v <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {v}")
     return v
@@ -249,7 +260,13 @@ def _check_real(name: str, value: object) -> float:
         return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int (or Fraction) beyond the float range, e.g. 10**400
+        raise ValueError(
+            f"{name} is too large for a float (magnitude >= 2**1024), got a huge "
+            f"{type(value).__name__}"
+        ) from None
 
 
 _F32 = np.dtype(np.float32)
@@ -705,7 +722,8 @@ def matmul(
 ) -> np.ndarray:
     """out = alpha * a @ b + beta * out (SGEMM). a and b may be transposed views or
     row/column slices; they are read in place, never copied. beta != 0 needs out=.
-    out must have unit column stride and must not overlap a or b."""
+    out must have unit column stride and must not overlap a or b. As in BLAS, beta
+    == 0 never reads out and alpha == 0 never reads a or b (no NaN from them)."""
     a, b, c, args = _sgemm_args(a, b, out, alpha, beta)
     if not args:
         return c

@@ -54,13 +54,18 @@ class Checkpoint:
         return self.meta.get("trainer")
 
     def build_model(self) -> Classifier:
-        """A new model of the saved class and hyper-parameters, with the saved weights."""
+        """A new model of the saved class and hyper-parameters, with the saved weights;
+        ValueError naming the file if they do not make one."""
         name = self.meta["model"]
         cls = {c.__name__: c for c in MODELS.values()}.get(name)
         if cls is None:
             raise ValueError(f"{self.path}: unknown model class {name!r}")
-        model = cls(**self.hparams)
-        model.load_state_dict(self.model_state)
+        try:
+            model = cls(**self.hparams)
+            model.load_state_dict(self.model_state)
+        except (TypeError, ValueError, KeyError) as e:
+            # KeyError's str() would quote the message
+            raise ValueError(f"{self.path}: {e.args[0] if e.args else e}") from None
         return model
 
 
@@ -127,7 +132,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         meta = json.loads(blob.tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path}: corrupt checkpoint metadata ({e})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a pydrop checkpoint ({_META} is not a JSON object)")
+    if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: not a pydrop checkpoint (format {meta.get('format')!r})")
     if meta.get("version") != FORMAT_VERSION:
         raise ValueError(
@@ -136,6 +143,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         )
     if meta.get("sha256") != _digest(arrays, meta):
         raise ValueError(f"{path}: checksum mismatch; the checkpoint is corrupt")
+    trainer = meta.get("trainer")
+    if not (
+        isinstance(meta.get("model"), str)
+        and isinstance(meta.get("hparams"), dict)
+        and (trainer is None or isinstance(trainer, dict))
+    ):
+        raise ValueError(
+            f"{path}: corrupt checkpoint metadata (model, hparams or trainer missing or of "
+            "the wrong type)"
+        )
     model_state = {k[6:]: v for k, v in arrays.items() if k.startswith("model/")}
     optim_state = {k[6:]: v for k, v in arrays.items() if k.startswith("optim/")}
     return Checkpoint(path, meta, model_state, optim_state)

@@ -173,7 +173,24 @@ def _write_json(path: str, payload: dict[str, Any]) -> None:
     print(f"wrote {path}")
 
 
+def _check_output(flag: str, path: str | None) -> None:
+    """Fail before training, not after it, on an output path that cannot be written:
+    a directory, or one below a file (missing directories are created)."""
+    if not path:  # as the commands treat it: no output
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ValueError(f"{flag} {path}: is a directory; help: give a file name")
+    parent = next((p for p in target.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{flag} {path}: {parent} is not a directory")
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
+    if args.mc_samples < 0:
+        raise ValueError(f"--mc-samples must be >= 0 (0: no MC dropout), got {args.mc_samples}")
+    for flag, path in (("--save", args.save), ("--plot", args.plot), ("--json", args.json)):
+        _check_output(flag, path)
     hp = _hparams(args)
     data = _data(args)
     trainer, history = _run(args.model, hp, data, args, resume=args.resume)
@@ -216,6 +233,8 @@ def _mc_dropout(trainer: Trainer, data: FashionMNIST, samples: int) -> dict[str,
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
+    for flag, path in (("--plot", args.plot), ("--json", args.json)):
+        _check_output(flag, path)
     hp = _hparams(args)
     data = _data(args)
     _, h_drop = _run(args.model, hp, data, args)
@@ -278,7 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "info": _cmd_info,
         }[args.command]
         return handler(args)
-    except (FileNotFoundError, ValueError, TypeError, ImportError, FloatingPointError) as e:
+    except (OSError, ValueError, TypeError, ImportError, FloatingPointError) as e:
         print(f"pydrop {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._ops import take_rows
+from ._ops import _check_min_int, take_rows
 
 __all__ = ["FashionMNIST", "DataLoader", "resolve_root", "read_idx", "download_file"]
 
@@ -222,12 +222,10 @@ class DataLoader:
         seed: int = 0,
         reuse_buffers: bool = False,
     ) -> None:
-        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.X, self.y = X, y
-        self.batch_size = int(batch_size)
+        self.batch_size = _check_min_int("batch_size", batch_size, 1)
         self.shuffle = shuffle
-        self.seed = seed
+        self.seed = _check_min_int("seed", seed, 0)
         self.epoch = 0
         self.reuse_buffers = reuse_buffers
         self._xbuf: np.ndarray | None = None
@@ -275,10 +273,11 @@ class FashionMNIST:
 
     ``FashionMNIST(batch_size=256, root=None, download=True, seed=None)`` loads the
     60,000 training and 10,000 test images as float32 in [0, 1], shape (n, 784).
-    ``seed=None`` draws the shuffling seed from OS entropy (see ``self.seed``).
-    ``num_train``/``num_val`` keep only the first examples of each split (quick
-    runs and tests). ``mirrors`` and ``sha256`` replace the built-in mirror list
-    and checksums, for a private mirror or a test server.
+    The shuffling seed is an integer >= 0; ``seed=None`` draws it from OS entropy
+    (see ``self.seed``). ``num_train``/``num_val`` (integers >= 0, None for all)
+    keep only the first examples of each split (quick runs and tests). ``mirrors``
+    and ``sha256`` replace the built-in mirror list and checksums, for a private
+    mirror or a test server.
     """
 
     def __init__(
@@ -293,12 +292,12 @@ class FashionMNIST:
         mirrors: Sequence[str] | None = None,
         sha256: Mapping[str, str | None] | None = None,
     ) -> None:
-        if not isinstance(batch_size, int | np.integer) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = int(batch_size)
+        self.batch_size = _check_min_int("batch_size", batch_size, 1)
+        num_train = None if num_train is None else _check_min_int("num_train", num_train, 0)
+        num_val = None if num_val is None else _check_min_int("num_val", num_val, 0)
         self.root = resolve_root(root)
         # seed=None: 63 bits of OS entropy, kept in self.seed so a run can be repeated.
-        self.seed = secrets.randbits(63) if seed is None else int(seed)
+        self.seed = secrets.randbits(63) if seed is None else _check_min_int("seed", seed, 0)
         self.mirrors = tuple(MIRRORS if mirrors is None else mirrors)
         self.sha256 = dict(SHA256 if sha256 is None else sha256)
         self._ensure_files(download)

@@ -40,7 +40,8 @@ class SoftmaxCrossEntropy:
     log-sum, never from log(softmax), so no probability underflow reaches a log.
     Each direction is one C call (pd_softmax_xent_f32 and its backward), which
     also checks the labels. The returned gradient is a view of an internal buffer,
-    overwritten by the next call.
+    overwritten by the next call; ``backward()`` may be called again after one
+    ``forward`` and gives the same gradient.
     """
 
     def __init__(self) -> None:
@@ -51,17 +52,19 @@ class SoftmaxCrossEntropy:
         self._bwd: _SoftmaxXentBackwardCall | None = None
 
     def _buffers(self, n: int, c: int) -> tuple[np.ndarray, np.ndarray]:
-        """Rows 0..n of the probability and label buffers: the same view objects
-        while n stays (the gradient is the next layer's dY, whose checked kernel
-        call is reused while its arrays are the same objects)."""
+        """Rows 0..n of the probability and label buffers (and of the gradient
+        buffer, kept in ``_views`` for backward): the same view objects while n stays
+        (the gradient is the next layer's dY, whose checked kernel call is reused
+        while its arrays are the same objects)."""
         if n > self._cap or c != self._c:
             self._P = np.empty((n, c), dtype=np.float32)
+            self._G = np.empty((n, c), dtype=np.float32)
             self._y = np.empty(n, dtype=np.int64)
             self._cap, self._c = n, c
-            self._views = (self._P, self._y)
-        P, labels = self._views
+            self._views = (self._P, self._G, self._y)
+        P, G, labels = self._views
         if P.shape[0] != n:
-            self._views = P, labels = self._P[:n], self._y[:n]
+            self._views = P, G, labels = self._P[:n], self._G[:n], self._y[:n]
         return P, labels
 
     def forward(self, logits: np.ndarray, y: np.ndarray) -> float:
@@ -73,13 +76,10 @@ class SoftmaxCrossEntropy:
         np.copyto(labels, y)
         call = self._fwd
         if call is None or not call.matches((logits, labels, P), ()):
-            # The kernel reads dense rows it does not write: copy strided logits, and
-            # logits that are (a view of) this loss's own gradient buffer (a copy is
-            # made afresh each time, so its call is not kept).
+            # The kernel reads dense rows: copy strided logits (a copy is made afresh
+            # each time, so its call is not kept).
             src = logits
-            if not (logits.flags.c_contiguous and logits.flags.aligned) or np.may_share_memory(
-                logits, self._P
-            ):
+            if not (logits.flags.c_contiguous and logits.flags.aligned):
                 src = logits.copy()
             call = _SoftmaxXentCall(src, labels, P)
             self._fwd = call if src is logits else None
@@ -93,10 +93,13 @@ class SoftmaxCrossEntropy:
     def backward(self) -> np.ndarray:
         if self._cap < 0:
             raise RuntimeError("SoftmaxCrossEntropy.backward called before forward")
-        P, labels = self._views
+        P, G, labels = self._views
+        # The kernel works in place: run it on a copy, so that P stays the forward's
+        # probabilities and a second backward gives the same gradient.
+        np.copyto(G, P)
         call = self._bwd
-        if call is None or not call.matches((P, labels), ()):
-            call = self._bwd = _SoftmaxXentBackwardCall(P, labels)
+        if call is None or not call.matches((G, labels), ()):
+            call = self._bwd = _SoftmaxXentBackwardCall(G, labels)
         return call.run()
 
 

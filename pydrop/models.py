@@ -14,16 +14,17 @@ from typing import Any
 import numpy as np
 
 from . import nn
-from ._ops import dropout_layer, relu_backward
+from ._ops import (
+    _U64,
+    _check_int,
+    _check_min_int,
+    _check_p,
+    _check_real,
+    dropout_layer,
+    relu_backward,
+)
 
 __all__ = ["Classifier", "MLP", "DropoutMLPScratch", "DropoutMLP", "MODELS"]
-
-
-def _check_p(name: str, p: float) -> float:
-    p = float(p)
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
-    return p
 
 
 class Classifier(nn.Module):
@@ -60,15 +61,16 @@ class Classifier(nn.Module):
     ) -> None:
         super().__init__()
         self.hparams: dict[str, Any] = {
-            "num_outputs": int(num_outputs),
-            "num_hiddens_1": int(num_hiddens_1),
-            "num_hiddens_2": int(num_hiddens_2),
-            "dropout_1": _check_p("dropout_1", dropout_1),
-            "dropout_2": _check_p("dropout_2", dropout_2),
-            "lr": float(lr),
-            "momentum": float(momentum),
-            "weight_decay": float(weight_decay),
-            "seed": int(seed),
+            "num_outputs": _check_min_int("num_outputs", num_outputs, 1),
+            "num_hiddens_1": _check_min_int("num_hiddens_1", num_hiddens_1, 1),
+            "num_hiddens_2": _check_min_int("num_hiddens_2", num_hiddens_2, 1),
+            "dropout_1": _check_p(dropout_1, "dropout_1"),
+            "dropout_2": _check_p(dropout_2, "dropout_2"),
+            "lr": _check_real("lr", lr),
+            "momentum": _check_real("momentum", momentum),
+            "weight_decay": _check_real("weight_decay", weight_decay),
+            # < 2**64: the DropoutMLP masks' Philox key
+            "seed": _check_int("seed", seed, _U64),
         }
         for k, v in self.hparams.items():
             object.__setattr__(self, k, v)
@@ -89,7 +91,8 @@ class Classifier(nn.Module):
     ) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
         """Class probabilities for X.
 
-        Without ``mc_samples``: one pass in eval mode (dropout off), returns probs.
+        Without ``mc_samples`` (None or 0): one pass in eval mode (dropout off),
+        returns probs.
         With ``mc_samples=T``: T passes with dropout on (MC dropout, the tutorial's
         ensemble of thinned networks); returns ``(mean, std)`` of the T softmax
         outputs, each (n, num_outputs). Sample t uses dropout step t on streams
@@ -99,13 +102,13 @@ class Classifier(nn.Module):
         The model's mode is restored afterwards.
         """
         X = nn._as_input(X)
+        batch_size = _check_min_int("batch_size", batch_size, 1)
+        mc_samples = 0 if mc_samples is None else _check_min_int("mc_samples", mc_samples, 0)
         was_training = self.training
         try:
             if not mc_samples:
                 self.eval()
                 return self._probs(X, batch_size)
-            if not isinstance(mc_samples, int) or mc_samples < 1:
-                raise ValueError(f"mc_samples must be a positive integer, got {mc_samples!r}")
             self.train()
             total = np.zeros((X.shape[0], self.num_outputs), dtype=np.float64)
             total_sq = np.zeros_like(total)

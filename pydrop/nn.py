@@ -33,7 +33,17 @@ from typing import Any
 
 import numpy as np
 
-from ._ops import _LinearBackwardCall, _LinearCall, dropout, dropout_backward, relu, relu_backward
+from ._ops import (
+    _U64,
+    _check_int,
+    _check_min_int,
+    _LinearBackwardCall,
+    _LinearCall,
+    dropout,
+    dropout_backward,
+    relu,
+    relu_backward,
+)
 
 __all__ = ["Parameter", "Module", "Dense", "ReLU", "Dropout", "Sequential", "softmax"]
 
@@ -53,6 +63,15 @@ def _as_input(X: Any, name: str = "X") -> np.ndarray:
     if X.dtype != np.float32 or not X.flags.c_contiguous:
         X = np.ascontiguousarray(X, dtype=np.float32)
     return X
+
+
+def _as_grad(dY: Any, shape: tuple[int, ...]) -> np.ndarray:
+    """dY made a 2-D float32 view as X is by _as_input, checked to have ``shape``:
+    that of the forward output it is the gradient of (the layer's cached forward)."""
+    dY = _as_input(dY, "dY")
+    if dY.shape != shape:
+        raise ValueError(f"dY must have the forward output's shape {shape}, got {dY.shape}")
+    return dY
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -194,9 +213,12 @@ class Module:
 
     def _load_param(self, name: str, value: np.ndarray) -> None:
         p = self._params[name]
-        if p is None or p.data.shape != value.shape:
-            have = None if p is None else p.data.shape
-            raise ValueError(f"parameter {name!r}: expected shape {have}, got {value.shape}")
+        if p is None:
+            raise ValueError(f"parameter {name!r} has no shape yet, found shape {value.shape}")
+        if p.data.shape != value.shape:
+            raise ValueError(
+                f"parameter {name!r}: expected shape {p.data.shape}, found {value.shape}"
+            )
         p.data[...] = value
 
     def state_dict(self, prefix: str = "") -> dict[str, np.ndarray]:
@@ -214,7 +236,8 @@ class Module:
     def load_state_dict(self, state: Mapping[str, np.ndarray], strict: bool = True) -> None:
         """Load what ``state_dict`` produced; lazy layers take their shapes from it.
 
-        With ``strict`` a missing or unexpected key raises KeyError.
+        With ``strict`` a missing or unexpected key raises KeyError. A value that does
+        not fit raises ValueError naming the layer (its dotted name in this module).
         """
         used: set[str] = set()
         self._load(dict(state), "", used, strict)
@@ -223,10 +246,14 @@ class Module:
             raise KeyError(f"unexpected keys in state dict: {sorted(extra)}")
 
     def _load(self, state: dict[str, np.ndarray], prefix: str, used: set[str], strict: bool):
+        layer = f"layer {prefix[:-1]!r} ({type(self).__name__})" if prefix else type(self).__name__
         for name in self._params:
             key = prefix + name
             if key in state:
-                self._load_param(name, np.asarray(state[key]))
+                try:
+                    self._load_param(name, np.asarray(state[key]))
+                except ValueError as e:
+                    raise ValueError(f"{layer}: {e}") from None
                 used.add(key)
             elif strict and self._params[name] is not None:
                 raise KeyError(f"state dict has no {key!r}")
@@ -235,7 +262,10 @@ class Module:
         if strict and len(mine) != len(extra_keys):
             missing = sorted(prefix + k for k in extra_keys if k not in mine)
             raise KeyError(f"state dict has no {missing}")
-        self._load_extra_state(mine)
+        try:
+            self._load_extra_state(mine)
+        except ValueError as e:
+            raise ValueError(f"{layer}: {e}") from None
         used.update(prefix + k for k in mine)
         for name, m in self.children():
             m._load(state, f"{prefix}{name}.", used, strict)
@@ -280,16 +310,12 @@ class Dense(Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(units, int | np.integer) or isinstance(units, bool) or units < 1:
-            raise ValueError(f"units must be a positive integer, got {units!r}")
+        self.units = _check_min_int("units", units, 1)
         if activation not in (None, "relu"):
             raise ValueError(f"activation must be None or 'relu', got {activation!r}")
-        if in_units is not None and (not isinstance(in_units, int | np.integer) or in_units < 1):
-            raise ValueError(f"in_units must be a positive integer or None, got {in_units!r}")
-        self.units = int(units)
         self.activation = activation
-        self.in_units = None if in_units is None else int(in_units)
-        self.seed = seed
+        self.in_units = None if in_units is None else _check_min_int("in_units", in_units, 1)
+        self.seed = None if seed is None else _check_int("seed", seed, _U64)
         self._params["weight"] = None
         self._params["bias"] = None
         self.weight: Parameter | None = None
@@ -316,6 +342,11 @@ class Dense(Module):
         if self.weight is None:
             if name == "weight" and value.ndim == 2 and value.shape[1] == self.units:
                 self.initialize(value.shape[0])
+            elif name == "weight":
+                raise ValueError(
+                    f"parameter 'weight': expected shape (in_units, {self.units}), "
+                    f"found {value.shape}"
+                )
             elif name == "bias":
                 raise ValueError("load 'weight' before 'bias' for a lazy Dense layer")
         super()._load_param(name, value)
@@ -354,6 +385,7 @@ class Dense(Module):
         assert self.weight is not None and self.bias is not None
         X, _, _, Y, mask = fwd.arrays
         _, p = fwd.scalars
+        dY = _as_grad(dY, fwd.y.shape)
         n = dY.shape[0]
         # One pass for dZ = act'(Y) * dropout'(dY) and db += column sums of dZ, then
         # dW += X^T dZ and dX = dZ W^T on the GEMM kernel (transposes read in place).
@@ -381,6 +413,10 @@ class Dense(Module):
 class ReLU(Module):
     """``max(x, 0)`` elementwise (NaN propagates; see the C header for -0.0)."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._y: np.ndarray | None = None  # the last forward's output, for backward
+
     def forward(self, X: np.ndarray) -> np.ndarray:
         X = _as_input(X)
         Y = self._rows("y", X.shape[0], X.shape[1])
@@ -389,6 +425,9 @@ class ReLU(Module):
         return Y
 
     def backward(self, dY: np.ndarray) -> np.ndarray:
+        if self._y is None:
+            raise RuntimeError("ReLU.backward called before forward")
+        dY = _as_grad(dY, self._y.shape)
         dX = self._rows("dx", dY.shape[0], dY.shape[1])
         relu_backward(dY, self._y, out=dX)
         return dX
@@ -399,7 +438,9 @@ class Dropout(Module):
     the rest by 1/(1-p); in eval mode, the identity (returns its input).
 
     ``seed``/``stream`` default to the container's seed and this layer's index in it
-    (0 and 0 when standalone); ``step`` counts training forwards.
+    (0 and 0 when standalone); ``step`` counts training forwards. ``seed`` and
+    ``step`` are in [0, 2**64) and ``stream`` in [0, 2**31), checked whenever they
+    are set: streams from 2**31 up are MC-dropout prediction's (``MC_STREAM_BASE``).
     """
 
     def __init__(self, p: float, *, seed: int | None = None, stream: int | None = None):
@@ -412,15 +453,43 @@ class Dropout(Module):
         self.stream = stream
         self.step = 0
         self._mask: np.ndarray | None = None  # the last training forward's keep bits
+        self._y_shape: tuple[int, ...] | None = None  # the last forward's output shape
         self._mask_buf = np.empty(0, dtype=np.uint8)  # reused across steps
         self._mask_view = self._mask_buf
         self._mc: tuple[int, int] | None = None  # (stream offset, step) while MC sampling
 
+    # The fused Dense -> Dropout kernel call takes seed, stream and step unchecked, so
+    # they are checked here, with the bounds and messages of the dropout op.
+    @property
+    def seed(self) -> int | None:
+        return self._seed
+
+    @seed.setter
+    def seed(self, value: int | None) -> None:
+        self._seed = None if value is None else _check_int("seed", value, _U64)
+
+    @property
+    def stream(self) -> int | None:
+        return self._stream
+
+    @stream.setter
+    def stream(self, value: int | None) -> None:
+        # MC-dropout prediction adds MC_STREAM_BASE, and the sum must fit in 32 bits
+        self._stream = None if value is None else _check_int("stream", value, MC_STREAM_BASE)
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self._step = _check_int("step", value, _U64)
+
     def _adopt(self, seed: int, index: int) -> None:
         if self.seed is None:
-            self.seed = int(seed)
+            self.seed = seed
         if self.stream is None:
-            self.stream = int(index)
+            self.stream = index
 
     def _draw(self) -> tuple[int, int, int]:
         """(seed, stream, step) of the next training forward; advances the step."""
@@ -445,18 +514,22 @@ class Dropout(Module):
 
     def forward(self, X: np.ndarray) -> np.ndarray:
         if not self.training:
-            self._mask = None
+            self._mask, self._y_shape = None, np.shape(X)
             return X
         X = _as_input(X)
         seed, stream, step = self._draw()
         Y = self._rows("y", X.shape[0], X.shape[1])
         self._mask = self._mask_rows(X.size)
         dropout(X, self.p, seed=seed, stream=stream, step=step, out=Y, mask_out=self._mask)
+        self._y_shape = Y.shape
         return Y
 
     def backward(self, dY: np.ndarray) -> np.ndarray:
+        if self._y_shape is None:
+            raise RuntimeError("Dropout.backward called before forward")
         if self._mask is None:  # eval mode: identity
             return dY
+        dY = _as_grad(dY, self._y_shape)
         dX = self._rows("dx", dY.shape[0], dY.shape[1])
         dropout_backward(dY, self._mask, self.p, out=dX)
         return dX
@@ -466,7 +539,12 @@ class Dropout(Module):
 
     def _load_extra_state(self, state: Mapping[str, np.ndarray]) -> None:
         if "step" in state:
-            self.step = int(state["step"])
+            step = np.asarray(state["step"])
+            if step.shape != () or step.dtype.kind not in "iu":
+                raise ValueError(
+                    f"step must be an integer scalar, got {step.dtype} array of shape {step.shape}"
+                )
+            self.step = step.item()
 
     def extra_repr(self) -> str:
         return f"p={self.p}, seed={self.seed}, stream={self.stream}"
@@ -474,13 +552,20 @@ class Dropout(Module):
 
 class Sequential(Module):
     """Layers applied in order; ``add(*layers)`` appends. Children get seeds (Dense)
-    and dropout streams (Dropout) derived from ``seed`` and their index."""
+    and dropout streams (Dropout) derived from ``seed`` and their index.
+
+    A module may appear only once (ValueError otherwise, also for one nested in
+    another child): a layer caches its last forward's inputs for backward, so a
+    second use would overwrite what the first one's backward needs. Tied weights
+    are not supported.
+    """
 
     def __init__(self, *layers: Module, seed: int = 0) -> None:
         super().__init__()
-        self.seed = int(seed)
+        # < 2**64: the children's dropout seed (a Philox key) and Dense seeds
+        self.seed = _check_int("seed", seed, _U64)
         self.layers: list[Module] = []
-        self._plan: list[Module] = []  # what the last forward ran, for backward
+        self._plan: list[Module] | None = None  # what the last forward ran, for backward
         self.add(*layers)
 
     def add(self, *layers: Module) -> Sequential:
@@ -488,6 +573,14 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise TypeError(f"Sequential takes Modules, got {type(layer).__name__}")
             index = len(self.layers)
+            mine = {id(m) for m in self.modules()}
+            if any(id(m) in mine for m in layer.modules()):
+                raise ValueError(
+                    f"cannot add {type(layer).__name__} as layer {index}: it (or a module in "
+                    "it) is already in this Sequential, and layers cache their forward's "
+                    "inputs for backward, so a module cannot be used twice (tied weights are "
+                    "not supported); help: create a separate layer"
+                )
             layer._adopt(self.seed, index)
             self.layers.append(layer)
             self._modules[str(index)] = layer
@@ -504,7 +597,8 @@ class Sequential(Module):
         fused step (same results, one pass over the activations)."""
         if self.layers:
             self.layers[0].input_grad = self.input_grad
-        self._plan = []
+        self._plan = None  # a forward that raises leaves nothing for backward
+        plan: list[Module] = []
         i = 0
         while i < len(self.layers):
             layer = self.layers[i]
@@ -515,10 +609,13 @@ class Sequential(Module):
             else:
                 X = layer.forward(X)
                 i += 1
-            self._plan.append(layer)
+            plan.append(layer)
+        self._plan = plan
         return X
 
     def backward(self, dY: np.ndarray) -> np.ndarray | None:
+        if self._plan is None:
+            raise RuntimeError("Sequential.backward called before forward")
         d: np.ndarray | None = dY
         for layer in reversed(self._plan):
             assert d is not None

@@ -12,11 +12,12 @@ above, for any thread count.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from ._ops import _SGDCall
+from ._ops import _check_real, _SGDCall
 from .nn import Module, Parameter
 
 __all__ = ["SGD"]
@@ -37,12 +38,15 @@ class SGD:
         momentum: float = 0.0,
         weight_decay: float = 0.0,
     ) -> None:
-        for name, v in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
-            if not isinstance(v, int | float) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
+        hyper = []
+        for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay)):
+            v = _check_real(name, value)
+            if not math.isfinite(v) or v < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-        if momentum >= 1:
-            raise ValueError(f"momentum must be < 1, got {momentum!r}")
-        self.lr, self.momentum, self.weight_decay = float(lr), float(momentum), float(weight_decay)
+            hyper.append(v)
+        self.lr, self.momentum, self.weight_decay = hyper
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be < 1, got {self.momentum!r}")
         self._module: Module | None = None
         self._params: list[Parameter] | None = None
         if isinstance(params, Module):
@@ -94,11 +98,19 @@ class SGD:
     def load_state_dict(self, state: Mapping[str, np.ndarray]) -> None:
         self.steps = int(state.get("steps", 0))
         if self.momentum:
+            if not any(k.startswith("velocity.") for k in state):
+                raise ValueError(
+                    f"optimizer state has no velocity, which momentum={self.momentum} needs: "
+                    "it was saved with momentum 0; help: resume with momentum 0"
+                )
             self._ensure_state()
             for i, v in enumerate(self._velocity):
                 key = f"velocity.{i}"
                 if key not in state:
-                    raise KeyError(f"optimizer state has no {key!r}")
+                    raise ValueError(
+                        f"optimizer state has no {key!r}: it was saved for fewer than the "
+                        f"{len(self._velocity)} parameters this optimizer has"
+                    )
                 if state[key].shape != v.shape:
                     raise ValueError(f"{key}: expected shape {v.shape}, got {state[key].shape}")
                 v[...] = state[key]

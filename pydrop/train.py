@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._ops import get_rng_state, seed, set_rng_state
+from ._ops import _U64, _check_int, _check_min_int, get_rng_state, seed, set_rng_state
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import FashionMNIST
 from .losses import SoftmaxCrossEntropy, accuracy
@@ -43,7 +43,8 @@ class History:
     ``train_loss`` is the mean loss over the epoch's batches as trained (dropout
     on); ``val_loss``/``val_acc`` are on the validation split (the 10,000 test
     images) with dropout off; ``seconds`` is the wall time of the training pass
-    (validation excluded).
+    (validation excluded). A metric of an empty split is NaN, as NumPy's mean of
+    nothing is.
     """
 
     epoch: list[int] = field(default_factory=list)
@@ -92,8 +93,8 @@ class Trainer:
     - ``progress``: a tqdm bar with the live loss. None shows it only when stderr
       is a terminal; False never; True always (when tqdm is installed, the
       optional extra ``pydrop[progress]``; without it training runs bar-less).
-    - ``seed``: seeds pydrop's default generator at the start of ``fit`` (the
-      scratch model's dropout_layer masks).
+    - ``seed``: an integer in [0, 2**64) that seeds pydrop's default generator at
+      the start of ``fit`` (the scratch model's dropout_layer masks).
     - ``checkpoint``: a path written (atomically) after every epoch.
     - ``log``: called with one line of text per epoch (e.g. ``print``).
     """
@@ -107,11 +108,10 @@ class Trainer:
         checkpoint: str | os.PathLike[str] | None = None,
         log: Callable[[str], Any] | None = None,
     ) -> None:
-        if not isinstance(max_epochs, int) or isinstance(max_epochs, bool) or max_epochs < 0:
-            raise ValueError(f"max_epochs must be an integer >= 0, got {max_epochs!r}")
-        self.max_epochs = max_epochs
+        self.max_epochs = _check_min_int("max_epochs", max_epochs, 0)
         self.progress = progress
-        self.seed = seed
+        # checked now, not when fit() seeds the default generator (a Philox key)
+        self.seed = None if seed is None else _check_int("seed", seed, _U64)
         self.checkpoint = None if checkpoint is None else Path(checkpoint)
         self.log = log
         self.history = History()
@@ -175,7 +175,10 @@ class Trainer:
         )
 
     def fit_epoch(self) -> dict[str, float]:
-        """One pass over the training data, then validation; appends to the history."""
+        """One pass over the training data, then validation; appends to the history.
+
+        An empty training split makes no step and records a NaN train_loss.
+        """
         if self.model is None or self.optim is None:
             raise RuntimeError("call fit() (or prepare()) before fit_epoch()")
         model, optim, loss_fn = self.model, self.optim, self.loss
@@ -207,10 +210,11 @@ class Trainer:
             if bar is not None:
                 bar.close()
         train_seconds = time.perf_counter() - t0
+        train_loss = total / count if count else math.nan
         val_loss, val_acc = self.evaluate()
         record = {
             "epoch": self.epoch + 1,
-            "train_loss": total / max(count, 1),
+            "train_loss": train_loss,
             "val_loss": val_loss,
             "val_acc": val_acc,
             "seconds": train_seconds,
@@ -221,13 +225,14 @@ class Trainer:
             self.save_checkpoint(self.checkpoint)
         if self.log is not None:
             self.log(
-                f"epoch {self.epoch:>3}/{self.max_epochs}  train_loss {total / max(count, 1):.4f}"
+                f"epoch {self.epoch:>3}/{self.max_epochs}  train_loss {train_loss:.4f}"
                 f"  val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  {train_seconds:.2f}s"
             )
         return record
 
     def evaluate(self) -> tuple[float, float]:
-        """Mean loss and accuracy on the validation data, dropout off."""
+        """Mean loss and accuracy on the validation data, dropout off; both NaN when
+        the validation split is empty."""
         assert self.model is not None
         was_training = self.model.training
         self.model.eval()
@@ -241,7 +246,9 @@ class Trainer:
                 n += len(y)
         finally:
             self.model.train(was_training)
-        return total_loss / max(n, 1), total_acc / max(n, 1)
+        if n == 0:
+            return math.nan, math.nan
+        return total_loss / n, total_acc / n
 
     # -- checkpoints -----------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -152,6 +152,16 @@ CASES = {
     "p bool": (lambda: pydrop.dropout(X, True), TypeError, "p"),
     "backward p nan": (lambda: pydrop.dropout_backward(X, MASK, float("nan")), ValueError, "p"),
     "dropout_layer dropout 2": (lambda: pydrop.dropout_layer(X, 2.0), ValueError, "dropout"),
+    # Python ints beyond the float range
+    "p huge int": (lambda: pydrop.dropout(X, 10**400, seed=1), ValueError, "p"),
+    "backward p huge int": (lambda: pydrop.dropout_backward(X, MASK, 10**400), ValueError, "p"),
+    "dropout_layer huge int": (lambda: pydrop.dropout_layer(X, 10**400), ValueError, "dropout"),
+    "matmul alpha huge int": (lambda: pydrop.matmul(X, X.T, alpha=10**400), ValueError, "alpha"),
+    "matmul beta huge negative int": (
+        lambda: pydrop.matmul(X, X.T, out=np.zeros((4, 4), F), beta=-(10**400)),
+        ValueError,
+        "beta",
+    ),
     # seed, stream, step
     "seed negative": (lambda: pydrop.dropout(X, 0.5, seed=-1), ValueError, "seed"),
     "seed too big": (lambda: pydrop.dropout(X, 0.5, seed=2**64), ValueError, "seed"),

@@ -8,9 +8,10 @@ import sys
 
 import numpy as np
 import pytest
-from idx_files import real_data_root
+from idx_files import real_data_root, write_fake_dataset
 
 import pydrop
+import pydrop.data
 from pydrop import cli
 from pydrop.checkpoint import load_checkpoint
 
@@ -61,6 +62,62 @@ def test_bad_flag_values(tmp_path, capsys):
         cli.main(["train", "--model", "resnet"])
     code = cli.main(["train", "--dropout1", "1.5", "--data-dir", str(tmp_path), "--no-download"])
     assert code == 2
+
+
+@pytest.mark.parametrize(
+    "command,flag",
+    [("train", "--save"), ("train", "--json"), ("train", "--plot"), ("compare", "--plot")],
+)
+def test_unwritable_output_path_is_rejected_before_training(tmp_path, command, flag):
+    """Checked before the data are even looked for (there are none here)."""
+    (tmp_path / "file").write_text("")
+    missing = ["--data-dir", str(tmp_path / "none"), "--no-download"]
+    for path, why in ((tmp_path, "is a directory"), (tmp_path / "file" / "x", "not a directory")):
+        run = subprocess.run(
+            [sys.executable, "-m", "pydrop", command, *missing, flag, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.returncode == 2
+        assert f"pydrop {command}: error: {flag} {path}" in run.stderr and why in run.stderr
+        assert "Traceback" not in run.stderr and "PYDROP_DATA" not in run.stderr
+
+
+def test_negative_mc_samples_is_rejected_before_training(tmp_path, capsys):
+    code = cli.main(["train", "--data-dir", str(tmp_path), "--no-download", "--mc-samples", "-2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--mc-samples must be >= 0" in err and "PYDROP_DATA" not in err
+
+
+@pytest.fixture
+def fake_data(tmp_path, monkeypatch):
+    """Small generated IDX files, which the CLI's FashionMNIST takes for the real ones."""
+    root = tmp_path / "fmnist"
+    monkeypatch.setattr(pydrop.data, "SHA256", write_fake_dataset(root, 64, 32))
+    return ["--data-dir", str(root), "--no-download", "--no-progress", "--batch-size", "16"]
+
+
+def test_resume_with_another_momentum_is_a_clean_error(fake_data, tmp_path, capsys):
+    ckpt = tmp_path / "m.npz"
+    small = [*fake_data, "--hidden1", "16", "--hidden2", "8"]
+    assert cli.main(["train", *small, "--epochs", "1", "--save", str(ckpt)]) == 0
+    capsys.readouterr()
+    code = cli.main(["train", *small, "--epochs", "2", "--resume", str(ckpt), "--momentum", "0.9"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("pydrop train: error: ") and "momentum" in err
+    assert "Traceback" not in err
+
+
+def test_failing_to_save_is_a_clean_error(fake_data, tmp_path, capsys, monkeypatch):
+    def no_space(self, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(cli.Trainer, "save_checkpoint", no_space)
+    ckpt = tmp_path / "m.npz"
+    code = cli.main(["train", *fake_data, "--epochs", "1", "--save", str(ckpt)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"pydrop train: error: [Errno 28] No space left on device: '{ckpt}'" in err
 
 
 def test_train_writes_table_plot_checkpoint_json(tmp_path, capsys, restore_threads):

@@ -17,7 +17,7 @@ import pytest
 from idx_files import real_data_root, write_fake_dataset
 
 import pydrop
-from pydrop.checkpoint import load_checkpoint, load_model, save_checkpoint
+from pydrop.checkpoint import _digest, load_checkpoint, load_model, save_checkpoint
 from pydrop.data import FashionMNIST
 from pydrop.models import MLP, DropoutMLP, DropoutMLPScratch
 from pydrop.train import History, Trainer
@@ -221,6 +221,58 @@ def test_unknown_version_is_rejected(saved):
     with pytest.raises(ValueError, match="version 99"):
         load_checkpoint(path)
     assert zipfile.is_zipfile(path)
+
+
+def _resign(path, edit):
+    """_rewrite with edit(arrays, meta), then a valid checksum again: only the checks
+    after the checksum remain."""
+
+    def signed(arrays):
+        meta = json.loads(arrays.pop("__meta__").tobytes())
+        edit(arrays, meta)
+        meta["sha256"] = _digest(arrays, meta)
+        arrays["__meta__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+
+    _rewrite(path, signed)
+
+
+def test_meta_that_is_not_an_object_names_the_file(tmp_path):
+    for name, meta in (("list.npz", b"[1]"), ("string.npz", b'"x"')):
+        np.savez(tmp_path / name, __meta__=np.frombuffer(meta, dtype=np.uint8))
+        with pytest.raises(ValueError, match=f"{name}: not a pydrop checkpoint"):
+            load_checkpoint(tmp_path / name)
+
+
+def test_meta_without_hparams_names_the_file(saved):
+    path, _ = saved
+    _resign(path, lambda arrays, meta: meta.pop("hparams"))
+    with pytest.raises(ValueError, match=f"{path.name}: corrupt checkpoint metadata"):
+        load_checkpoint(path)
+
+
+def test_load_model_mismatch_names_file_layer_and_shapes(saved):
+    path, _ = saved
+
+    def edit(arrays, meta):
+        meta["hparams"]["num_hiddens_1"] = 100
+
+    _resign(path, edit)
+    pattern = rf"{path.name}: layer 'net\.0' \(Dense\).*\(in_units, 100\).*\(784, 128\)"
+    with pytest.raises(ValueError, match=pattern):
+        load_model(path)
+
+
+def test_load_model_rejects_a_negative_dropout_step(tmp_path):
+    model = DropoutMLP(**HP)
+    model.forward(np.zeros((1, 784), dtype=np.float32))
+    path = save_checkpoint(tmp_path / "d.npz", model)
+
+    def edit(arrays, meta):
+        arrays["model/net.1.step"] = np.array(-1, dtype=np.int64)
+
+    _resign(path, edit)
+    with pytest.raises(ValueError, match=r"d\.npz: layer 'net\.1' \(Dropout\): step must be"):
+        load_model(path)
 
 
 def test_resume_refuses_another_model(saved, data):
