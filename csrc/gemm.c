@@ -559,10 +559,12 @@ static pd_status sgemm_check(const pd_sgemm_args *g) {
         (g->c == NULL && g->m > 0 && g->n > 0)) {
         return PD_ERR_ARG;
     }
-    /* The spans each operand's rows and leading dimension cover: C must not share a
-     * byte with either (a bound, as np.may_share_memory's default is). */
-    size_t cbytes = span_c(g);
-    if (pd_overlaps(g->c, cbytes, g->a, span_a(g)) || pd_overlaps(g->c, cbytes, g->b, span_b(g))) {
+    /* The spans each operand's rows and leading dimension cover: no real array is
+     * larger than PD_MAX_ELEMS, and C must not share a byte with A or B (a bound, as
+     * np.may_share_memory's default is). */
+    size_t abytes = span_a(g), bbytes = span_b(g), cbytes = span_c(g);
+    if (abytes == PD_SPAN_BAD || bbytes == PD_SPAN_BAD || cbytes == PD_SPAN_BAD ||
+        pd_overlaps(g->c, cbytes, g->a, abytes) || pd_overlaps(g->c, cbytes, g->b, bbytes)) {
         return PD_ERR_ARG;
     }
     return PD_OK;
@@ -627,10 +629,12 @@ pd_status pd_sgemm_pair_check(const pd_sgemm_args *g0, const pd_sgemm_args *g1) 
     return PD_OK;
 }
 
-pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1) {
-    if (g0 == NULL || g1 == NULL) {
+pd_status pd_sgemm_pair(const pd_sgemm_args *a0, const pd_sgemm_args *a1) {
+    if (a0 == NULL || a1 == NULL) {
         return PD_ERR_ARG;
     }
+    /* Copies, so that what is checked is what runs (the caller's may change). */
+    const pd_sgemm_args c0 = *a0, c1 = *a1, *g0 = &c0, *g1 = &c1;
     pd_status st = pd_sgemm_pair_check(g0, g1);
     if (st != PD_OK) {
         return st;

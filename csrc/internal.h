@@ -60,10 +60,29 @@ static inline int pd_overlaps(const void *a, size_t na, const void *b, size_t nb
     return a != NULL && b != NULL && na > 0 && nb > 0 && pa < pb + nb && pb < pa + na;
 }
 
+/* No array an argument describes may hold more elements than this: its byte count
+ * (8 bytes an element at most) then fits in int64_t and size_t, and so does any
+ * offset into it. A larger count is no real array, only arithmetic that would wrap. */
+#define PD_MAX_ELEMS ((int64_t)1 << 60)
+
+/* a * b elements (a, b >= 0), or -1 when that is more than PD_MAX_ELEMS. */
+static inline int64_t pd_elems(int64_t a, int64_t b) {
+    int64_t r;
+    return __builtin_mul_overflow(a, b, &r) || r > PD_MAX_ELEMS ? -1 : r;
+}
+
+/* pd_span_bytes of an operand larger than PD_MAX_ELEMS: its caller rejects it. */
+#define PD_SPAN_BAD SIZE_MAX
+
 /* Bytes from the first element of a rows x cols row-major float operand with leading
- * dimension ld to the end of its last element (rows, cols >= 1). */
+ * dimension ld to the end of its last element (rows, cols >= 1, ld >= cols). */
 static inline size_t pd_span_bytes(int64_t rows, int64_t cols, int64_t ld) {
-    return (size_t)((rows - 1) * ld + cols) * sizeof(float);
+    int64_t span;
+    if (__builtin_mul_overflow(rows - 1, ld, &span) || __builtin_add_overflow(span, cols, &span) ||
+        span > PD_MAX_ELEMS) {
+        return PD_SPAN_BAD;
+    }
+    return (size_t)span * sizeof(float);
 }
 
 /* The dropout scale 1 / (1 - p) of the kept elements, rounded once to float. */

@@ -73,17 +73,18 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
     if (m == 0 || n == 0) {
         return PD_OK;
     }
-    const int64_t total = m * n;
     if (n > ((int64_t)1 << 35) / m) {
         return PD_ERR_ARG; /* mask counters are 32-bit blocks: at most 2^35 elements */
     }
+    const int64_t total = m * n;
     size_t ybytes = (size_t)total * sizeof(float), mbytes = (size_t)((total + 7) >> 3);
     if (y == NULL || (k > 0 && (x == NULL || w == NULL)) || (mask == NULL && p != 0.0f)) {
         return PD_ERR_ARG;
     }
-    size_t xbytes = pd_span_bytes(m, k, ldx);
-    size_t wbytes = pd_span_bytes(trans_w ? n : k, trans_w ? k : n, ldw);
-    if ((k > 0 && (pd_overlaps(y, ybytes, x, xbytes) || pd_overlaps(y, ybytes, w, wbytes))) ||
+    size_t xbytes = k > 0 ? pd_span_bytes(m, k, ldx) : 0;
+    size_t wbytes = k > 0 ? pd_span_bytes(trans_w ? n : k, trans_w ? k : n, ldw) : 0;
+    if (xbytes == PD_SPAN_BAD || wbytes == PD_SPAN_BAD ||
+        (k > 0 && (pd_overlaps(y, ybytes, x, xbytes) || pd_overlaps(y, ybytes, w, wbytes))) ||
         pd_overlaps(y, ybytes, bias, (size_t)n * sizeof(float)) ||
         pd_overlaps(y, ybytes, mask, mbytes) ||
         pd_overlaps(mask, mbytes, bias, (size_t)n * sizeof(float)) ||
@@ -141,6 +142,7 @@ typedef struct linear_bwd_job {
     float *dz, *db;
     int64_t m, n;
     int32_t act;
+    int32_t all_dropped; /* p keeps no 16-bit value (p == 1): dz = 0, whatever the mask */
     float s;
 } linear_bwd_job;
 
@@ -152,7 +154,9 @@ static void bwd_columns(const linear_bwd_job *j, int64_t c0, int64_t c1) {
     for (int64_t i = 0; i < j->m; i++) {
         const int64_t off = i * j->n + c0;
         float *dz = j->dz + off;
-        if (j->mask != NULL) {
+        if (j->all_dropped) {
+            memset(dz, 0, (size_t)len * sizeof(float));
+        } else if (j->mask != NULL) {
             j->kern->apply(j->dy + off, j->mask + (off >> 3), dz, len, j->s);
         } else if (dz != j->dy + off) {
             memcpy(dz, j->dy + off, (size_t)len * sizeof(float));
@@ -242,6 +246,7 @@ static pd_status bwd_run(const float *dy, const uint8_t *mask, const float *y, f
     const int64_t total = m * n;
     linear_bwd_job j = {.kern = pd_active_kernels(), .dy = dy, .y = y, .mask = mask, .dz = dz,
                         .db = db, .m = m, .n = n, .act = act,
+                        .all_dropped = mask != NULL && pd_dropout_threshold(p) >= 65536u,
                         .s = pd_keep_scale(p)};
     if ((n & 7) != 0) {
         /* rows do not start on mask bytes: whole-array passes, then the column sums */
@@ -286,8 +291,18 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
     if (db_accumulate != 0 && db_accumulate != 1) {
         return PD_ERR_ARG;
     }
-    /* Both GEMMs are checked before the elementwise part writes anything. */
-    const pd_sgemm_args *g0 = gw != NULL ? gw : gx, *g1 = gw != NULL ? gx : NULL;
+    /* Both GEMMs are checked before the elementwise part writes anything, on copies
+     * of the caller's arguments (what is checked is what runs). */
+    pd_sgemm_args c0, c1;
+    const pd_sgemm_args *g0 = NULL, *g1 = NULL;
+    if (gw != NULL || gx != NULL) {
+        c0 = gw != NULL ? *gw : *gx;
+        g0 = &c0;
+    }
+    if (gw != NULL && gx != NULL) {
+        c1 = *gx;
+        g1 = &c1;
+    }
     if (g0 != NULL) {
         st = pd_sgemm_pair_check(g0, g1);
         if (st == PD_OK && (gemm_clashes(g0, dy, mask, y, dz, db, m, n, act) ||

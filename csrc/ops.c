@@ -14,8 +14,12 @@
  * and this size keeps those mask bytes in L1. */
 #define PD_TILE 16384
 
-void pd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
+pd_status pd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]) {
+    if (ctr == NULL || key == NULL || out == NULL) {
+        return PD_ERR_ARG;
+    }
     pd_philox_block(ctr[0], ctr[1], ctr[2], ctr[3], key[0], key[1], out);
+    return PD_OK;
 }
 
 pd_status pd_philox_stream(uint64_t seed, uint32_t stream, uint64_t step, uint64_t first,
@@ -144,7 +148,7 @@ pd_status pd_dropout_backward_f32(const float *dy, const uint8_t *mask, float *d
 }
 
 pd_status pd_relu_forward_f32(const float *x, float *y, int64_t n) {
-    if (n < 0) {
+    if (n < 0 || n > PD_MAX_ELEMS) {
         return PD_ERR_ARG;
     }
     if (n == 0) {
@@ -158,7 +162,7 @@ pd_status pd_relu_forward_f32(const float *x, float *y, int64_t n) {
 }
 
 pd_status pd_relu_backward_f32(const float *dy, const float *x, float *dx, int64_t n) {
-    if (n < 0) {
+    if (n < 0 || n > PD_MAX_ELEMS) {
         return PD_ERR_ARG;
     }
     if (n == 0) {

@@ -1,7 +1,9 @@
 /* pydrop public C API.
  *
  * Every function validates its arguments and returns a pd_status; none prints,
- * exits or aborts. Arrays are float32, dense and row-major; sizes are int64_t.
+ * exits or aborts. Arrays are float32, dense and row-major; sizes are int64_t. No
+ * array (nor the span a leading dimension gives it) may exceed 2^60 elements:
+ * PD_ERR_ARG, as for any size whose byte count would wrap.
  * The active ISA is chosen once from CPUID + XGETBV (or PYDROP_ISA) and can be
  * changed with pd_isa_set. Work is split over pd_get_num_threads() threads;
  * every result is bit-identical for any thread count.
@@ -46,7 +48,7 @@ int32_t pd_get_num_threads(void);
 
 /* Philox4x32-10 (Salmon et al. 2011, Random123): one block, ctr and key in,
  * four 32-bit words out. Scalar; the reference for every SIMD path. */
-void pd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+pd_status pd_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 /* Philox blocks n_blocks..: out[4*b + w] = word w of philox(ctr = (first + b, stream,
  * step lo, step hi), key = (seed lo, seed hi)), using the active ISA. The counter
  * layout is the one the dropout mask uses. Requires first + n_blocks <= 2^32. */
@@ -161,7 +163,9 @@ pd_status pd_linear_backward_f32(const float *dy, const uint8_t *mask, const flo
  * 1 ulp), so p is the same on every platform. As in NumPy, a NaN or +inf logit (or
  * a row of -inf only) makes its row of p and the loss NaN; a -inf logit among
  * finite ones gets p = 0. Every y_i must be in [0, c), else PD_ERR_ARG and nothing
- * is written. n == 0 sets *loss = 0. p must not overlap z or y. */
+ * is written (a label another thread changes during the call is caught where it is
+ * used: PD_ERR_ARG, p partly written). n == 0 sets *loss = 0. p must not overlap z
+ * or y. */
 pd_status pd_softmax_xent_f32(const float *z, const int64_t *y, float *p, int64_t n, int64_t c,
                               double *loss);
 /* Its gradient, in place on the forward's p: p_ij = (p_ij - (j == y_i)) * (float)(1 / n),
@@ -182,16 +186,18 @@ pd_status pd_sgd_step_f32(float *w, const float *g, float *v, int64_t n, float l
 
 /* pd_sgd_step_f32 for `count` parameters in one parallel pass (what an optimizer
  * step over a model's weights and biases needs): parameter p is w[p], g[p] and v[p]
- * of n[p] floats, each checked as there. No array written (w[p], and v[p] when
- * momentum != 0) may overlap another parameter's arrays either. Elementwise, so the
- * result is that of count single calls, for any thread count. */
+ * of n[p] floats, each checked as there (v itself may be NULL when momentum == 0).
+ * No array written (w[p], and v[p] when momentum != 0) may overlap another
+ * parameter's arrays either. Elementwise, so the result is that of count single
+ * calls, for any thread count. */
 pd_status pd_sgd_step_multi_f32(float *const *w, const float *const *g, float *const *v,
                                 const int64_t *n, int32_t count, float lr, float momentum,
                                 float weight_decay);
 
 /* Row gather: dst[i][:] = src[idx[i]][:] for i < n; src is src_rows x cols and dst is
  * n x cols, both dense. Every idx[i] must be in [0, src_rows), else PD_ERR_ARG and
- * dst is not written. dst must not overlap src or idx. */
+ * dst is not written (an index another thread changes during the call is caught
+ * where it is used: PD_ERR_ARG, other rows written). dst must not overlap src or idx. */
 pd_status pd_take_rows_f32(const float *src, int64_t src_rows, int64_t cols, const int64_t *idx,
                            int64_t n, float *dst);
 

@@ -3,6 +3,7 @@
  * short and GCC vectorizes them at the baseline flags, and without FMA contraction
  * (-std=c11) every product and sum rounds as NumPy's float32 ones do. */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "internal.h"
@@ -20,6 +21,8 @@
 #define PD_GATHER_AHEAD 4
 
 /* Whether every a[i], i < n, is in [0, bound). */
+/* Whether every a[i] is in [0, bound). The kernels still test each index where they
+ * use it: another thread of the caller may change one after this pass. */
 static int all_below(const int64_t *a, int64_t n, int64_t bound) {
     for (int64_t i = 0; i < n; i++) {
         if (a[i] < 0 || a[i] >= bound) {
@@ -118,7 +121,7 @@ static double log_ge1(double s) {
 
 pd_status pd_softmax_xent_f32(const float *z, const int64_t *y, float *p, int64_t n, int64_t c,
                               double *loss) {
-    if (n < 0 || c < 0 || (c > 0 && n > INT64_MAX / c) || loss == NULL) {
+    if (n < 0 || c < 0 || n > PD_MAX_ELEMS || pd_elems(n, c) < 0 || loss == NULL) {
         return PD_ERR_ARG;
     }
     if (n == 0) {
@@ -164,7 +167,11 @@ pd_status pd_softmax_xent_f32(const float *z, const int64_t *y, float *p, int64_
             /* m - z_y first, in double: huge logits cancel before the log term
              * is added, which m + log(s) would absorb (logits (1e30, 1e30) with
              * either label give log 2, not 0). */
-            total += ((double)m[i] - (double)zb[i * c + y[r0 + i]]) + log_ge1((double)s);
+            const int64_t yi = y[r0 + i]; /* read once, tested where used (all_below) */
+            if ((uint64_t)yi >= (uint64_t)c) {
+                return PD_ERR_ARG;
+            }
+            total += ((double)m[i] - (double)zb[i * c + yi]) + log_ge1((double)s);
         }
     }
     *loss = total;
@@ -172,7 +179,7 @@ pd_status pd_softmax_xent_f32(const float *z, const int64_t *y, float *p, int64_
 }
 
 pd_status pd_softmax_xent_backward_f32(float *p, const int64_t *y, int64_t n, int64_t c) {
-    if (n < 0 || c < 0 || (c > 0 && n > INT64_MAX / c)) {
+    if (n < 0 || c < 0 || n > PD_MAX_ELEMS || pd_elems(n, c) < 0) {
         return PD_ERR_ARG;
     }
     if (n == 0) {
@@ -184,7 +191,11 @@ pd_status pd_softmax_xent_backward_f32(float *p, const int64_t *y, int64_t n, in
         return PD_ERR_ARG;
     }
     for (int64_t i = 0; i < n; i++) {
-        p[i * c + y[i]] -= 1.0f;
+        const int64_t yi = y[i]; /* read once, tested where used (all_below) */
+        if ((uint64_t)yi >= (uint64_t)c) {
+            return PD_ERR_ARG;
+        }
+        p[i * c + yi] -= 1.0f;
     }
     const float scale = (float)(1.0 / (double)n);
     for (int64_t k = 0; k < n * c; k++) {
@@ -240,7 +251,8 @@ static void sgd_task(void *arg, int32_t t, int32_t tasks) {
     for (int32_t p = 0; p < j->count && base < hi; base += j->n[p], p++) {
         int64_t a = lo > base ? lo - base : 0, b = hi - base < j->n[p] ? hi - base : j->n[p];
         if (a < b) {
-            sgd_range(j->w[p], j->g[p], j->v[p], a, b, j->lr, j->momentum, j->weight_decay);
+            float *v = j->momentum != 0.0f ? j->v[p] : NULL; /* (v may be NULL then) */
+            sgd_range(j->w[p], j->g[p], v, a, b, j->lr, j->momentum, j->weight_decay);
         }
     }
 }
@@ -262,10 +274,10 @@ static int sgd_clash(float *const *w, const float *const *g, float *const *v, co
 pd_status pd_sgd_step_multi_f32(float *const *w, const float *const *g, float *const *v,
                                 const int64_t *n, int32_t count, float lr, float momentum,
                                 float weight_decay) {
-    if (count < 0 || (count > 0 && (w == NULL || g == NULL || v == NULL || n == NULL))) {
+    int use_v = momentum != 0.0f;
+    if (count < 0 || (count > 0 && (w == NULL || g == NULL || (use_v && v == NULL) || n == NULL))) {
         return PD_ERR_ARG;
     }
-    int use_v = momentum != 0.0f;
     int64_t total = 0;
     for (int32_t p = 0; p < count; p++) {
         if (n[p] < 0 || n[p] > ((int64_t)1 << 60) - total) {
@@ -300,10 +312,11 @@ pd_status pd_sgd_step_f32(float *w, const float *g, float *v, int64_t n, float l
 
 typedef struct {
     const float *src;
-    int64_t cols;
+    int64_t src_rows, cols;
     const int64_t *idx;
     int64_t n;
     float *dst;
+    _Atomic int bad; /* an index left [0, src_rows) after all_below (see there) */
 } gather_job;
 
 static void gather_task(void *arg, int32_t t, int32_t tasks) {
@@ -311,22 +324,30 @@ static void gather_task(void *arg, int32_t t, int32_t tasks) {
     int64_t lo, hi;
     pd_task_range(j->n, 1, t, tasks, &lo, &hi);
     size_t row_bytes = (size_t)j->cols * sizeof(float);
+    const uint64_t rows = (uint64_t)j->src_rows;
     for (int64_t i = lo; i < hi; i++) {
         /* The rows are scattered, so the hardware prefetcher only joins once a row
          * is under way; requesting the start of a row a few ahead hides that miss. */
         if (i + PD_GATHER_AHEAD < hi) {
-            const float *ahead = j->src + j->idx[i + PD_GATHER_AHEAD] * j->cols;
-            __builtin_prefetch(ahead, 0, 0);
-            __builtin_prefetch(ahead + 16, 0, 0);
+            const int64_t ra = j->idx[i + PD_GATHER_AHEAD];
+            if ((uint64_t)ra < rows) {
+                __builtin_prefetch(j->src + ra * j->cols, 0, 0);
+                __builtin_prefetch(j->src + ra * j->cols + 16, 0, 0);
+            }
         }
-        memcpy(j->dst + i * j->cols, j->src + j->idx[i] * j->cols, row_bytes);
+        const int64_t r = j->idx[i]; /* read once, tested where used (all_below) */
+        if ((uint64_t)r >= rows) {
+            atomic_store_explicit(&j->bad, 1, memory_order_relaxed);
+            continue;
+        }
+        memcpy(j->dst + i * j->cols, j->src + r * j->cols, row_bytes);
     }
 }
 
 pd_status pd_take_rows_f32(const float *src, int64_t src_rows, int64_t cols, const int64_t *idx,
                            int64_t n, float *dst) {
-    if (src_rows < 0 || cols < 0 || n < 0 || (cols > 0 && (src_rows > INT64_MAX / cols ||
-                                                         n > INT64_MAX / cols))) {
+    if (src_rows < 0 || cols < 0 || n < 0 || n > PD_MAX_ELEMS || pd_elems(src_rows, cols) < 0 ||
+        pd_elems(n, cols) < 0) {
         return PD_ERR_ARG;
     }
     if (n == 0) {
@@ -344,6 +365,8 @@ pd_status pd_take_rows_f32(const float *src, int64_t src_rows, int64_t cols, con
         pd_overlaps(dst, dst_bytes, idx, (size_t)n * sizeof(int64_t))) {
         return PD_ERR_ARG;
     }
-    gather_job j = {.src = src, .cols = cols, .idx = idx, .n = n, .dst = dst};
-    return pd_parallel(pd_tasks_for(n * cols, PD_PAR_GATHER), gather_task, &j);
+    gather_job j = {.src = src, .src_rows = src_rows, .cols = cols, .idx = idx, .n = n, .dst = dst};
+    atomic_init(&j.bad, 0);
+    pd_status st = pd_parallel(pd_tasks_for(n * cols, PD_PAR_GATHER), gather_task, &j);
+    return st != PD_OK ? st : atomic_load(&j.bad) ? PD_ERR_ARG : PD_OK;
 }

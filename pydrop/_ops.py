@@ -1266,7 +1266,7 @@ def philox4x32_10(ctr: tuple[int, int, int, int], key: tuple[int, int]) -> tuple
     c = [_check_int("ctr word", v, _U32) for v in ctr]
     k = [_check_int("key word", v, _U32) for v in key]
     out = ffi.new("uint32_t[4]")
-    lib.pd_philox4x32_10(c, k, out)
+    _check(lib.pd_philox4x32_10(c, k, out), "philox4x32_10")
     return tuple(out)
 
 
