@@ -64,8 +64,7 @@ class Checkpoint:
             model = cls(**self.hparams)
             model.load_state_dict(self.model_state)
         except (TypeError, ValueError, KeyError) as e:
-            # KeyError's str() would quote the message
-            raise ValueError(f"{self.path}: {e.args[0] if e.args else e}") from None
+            raise in_file(self.path, e) from None
         return model
 
 
@@ -113,6 +112,11 @@ def save_checkpoint(
     finally:
         Path(tmp).unlink(missing_ok=True)
     return path
+
+
+def in_file(path: str | os.PathLike[str], e: Exception) -> ValueError:
+    """A ValueError for what e found wrong with the checkpoint at path, naming it."""
+    return ValueError(f"{path}: {e.args[0] if e.args else e}")  # (KeyError's str() quotes)
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:

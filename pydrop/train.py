@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ._ops import _U64, _check_int, _check_min_int, get_rng_state, seed, set_rng_state
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import in_file, load_checkpoint, save_checkpoint
 from .data import FashionMNIST
 from .losses import SoftmaxCrossEntropy, accuracy
 from .models import Classifier
@@ -274,8 +274,11 @@ class Trainer:
             raise ValueError(
                 f"{path}: holds a {ckpt.meta['model']}, cannot resume a {type(self.model).__name__}"
             )
-        self.model.load_state_dict(ckpt.model_state)
-        self.optim.load_state_dict(ckpt.optim_state)
+        try:
+            self.model.load_state_dict(ckpt.model_state)
+            self.optim.load_state_dict(ckpt.optim_state)
+        except (KeyError, ValueError) as e:
+            raise in_file(path, e) from None
         state = ckpt.trainer or {}
         self.epoch = int(state.get("epoch", 0))
         self.history = History.from_dict(state.get("history", {}))

@@ -240,8 +240,9 @@ def test_sgd_resume_with_momentum_from_a_state_without(fake, tmp_path):
     # the same through a checkpoint
     path = tmp_path / "run.npz"
     Trainer(1, progress=False, checkpoint=path).fit(MLP(**HP), _data(fake))
-    with pytest.raises(ValueError, match="momentum 0"):
+    with pytest.raises(ValueError, match="momentum 0") as info:
         Trainer(2, progress=False).fit(MLP(**HP, momentum=0.9), _data(fake), resume=path)
+    assert str(info.value).startswith(f"{path}: ")  # the file is named
 
 
 def test_sgd_state_for_fewer_parameters():
