@@ -20,9 +20,8 @@
  * fifth off a 256 x 784 batch from a 188 MB array, one thread). */
 #define PD_GATHER_AHEAD 4
 
-/* Whether every a[i], i < n, is in [0, bound). */
-/* Whether every a[i] is in [0, bound). The kernels still test each index where they
- * use it: another thread of the caller may change one after this pass. */
+/* Whether every a[i], i < n, is in [0, bound). The kernels still test each index
+ * where they use it: another thread of the caller may change one after this pass. */
 static int all_below(const int64_t *a, int64_t n, int64_t bound) {
     for (int64_t i = 0; i < n; i++) {
         if (a[i] < 0 || a[i] >= bound) {

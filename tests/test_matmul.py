@@ -149,30 +149,25 @@ def test_alpha_beta(any_isa, ta, tb, alpha, beta):
             check(c, a, b, c_in, alpha, beta)
 
 
-@pytest.mark.parametrize("beta", [0.0, 1.0, -2.0])
-def test_k_zero_is_beta_times_c(any_isa, beta):
-    a, b = np.empty((5, 0), F), np.empty((0, 7), F)
-    c_in = np.arange(35, dtype=F).reshape(5, 7)
-    if beta == 0.0:
-        c = run(a, b, 1.0, beta, nan_out=True)
-        np.testing.assert_array_equal(c, np.zeros((5, 7), F))
-    else:
-        c = run(a, b, 1.0, beta, c_in=c_in)
-        np.testing.assert_array_equal(c, beta * c_in)
+# Operands a product never reads: k == 0 (empty), or alpha == 0 (as in BLAS, so an
+# Inf or a NaN there does not reach the result; the README says so).
+UNREAD = {
+    "k_zero": (np.empty((5, 0), F), np.empty((0, 7), F), 1.0),
+    "alpha_zero": (np.array([[np.inf, 1.0], [np.nan, 2.0]], F), np.ones((2, 3), F), 0.0),
+}
 
 
+@pytest.mark.parametrize("case", sorted(UNREAD))
 @pytest.mark.parametrize("beta", [0.0, 1.0, -2.0])
-def test_alpha_zero_reads_neither_operand(any_isa, beta):
-    """As in BLAS, alpha == 0 gives beta * out without reading a or b: an Inf or a
-    NaN there does not reach the result (the README says so)."""
-    a = np.array([[np.inf, 1.0], [np.nan, 2.0]], F)
-    b = np.ones((2, 3), F)
-    c_in = np.arange(6, dtype=F).reshape(2, 3)
+def test_unread_operands_give_beta_times_c(any_isa, case, beta):
+    a, b, alpha = UNREAD[case]
+    m, n = a.shape[0], b.shape[1]
+    c_in = np.arange(m * n, dtype=F).reshape(m, n)
     if beta == 0.0:
-        c = run(a, b, 0.0, beta, nan_out=True)
-        np.testing.assert_array_equal(c, np.zeros((2, 3), F))
+        c = run(a, b, alpha, beta, nan_out=True)
+        np.testing.assert_array_equal(c, np.zeros((m, n), F))
     else:
-        c = run(a, b, 0.0, beta, c_in=c_in)
+        c = run(a, b, alpha, beta, c_in=c_in)
         np.testing.assert_array_equal(c, beta * c_in)
 
 
