@@ -14,6 +14,7 @@ test: build
 lint:
 	$(PYTHON) -m ruff check pydrop tests benchmarks examples wheels build_ffi.py setup.py
 	$(PYTHON) -m ruff format --check pydrop tests benchmarks examples wheels build_ffi.py setup.py
+	$(PYTHON) -m mypy
 
 bench: build
 	$(PYTHON) -m pydrop bench

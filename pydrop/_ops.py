@@ -437,6 +437,17 @@ def _mask_out(mask_out: object, n: int, inputs: dict[str, np.ndarray]) -> np.nda
     return mask
 
 
+def _with_mask(
+    y: np.ndarray, mask: np.ndarray | None, return_mask: bool
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """dropout()'s and linear()'s result: y, or (y, mask) with return_mask (which
+    always has one)."""
+    if not return_mask:
+        return y
+    assert mask is not None
+    return y, mask
+
+
 def dropout(
     x: np.ndarray,
     p: float,
@@ -478,7 +489,7 @@ def dropout(
             mask.fill(0xFF)
             if x.size % 8:
                 mask[-1] = (1 << (x.size % 8)) - 1
-        return (result, mask) if return_mask else result
+        return _with_mask(result, mask, return_mask)
     seed_v, step_v = counters if counters is not None else _default.draw()
     _check(
         lib.pd_dropout_forward_f32(
@@ -493,7 +504,7 @@ def dropout(
         ),
         "dropout",
     )
-    return (y, mask) if return_mask else y
+    return _with_mask(y, mask, return_mask)
 
 
 def _mask_array(name: str, mask: object, n: int) -> np.ndarray:
@@ -770,6 +781,8 @@ class _Call:
     C still checks every call (shapes against spans, overlaps)."""
 
     __slots__ = ("arrays", "scalars")
+    arrays: tuple[Any, ...]
+    scalars: tuple[Any, ...]
 
     def matches(self, arrays: tuple[Any, ...], scalars: tuple[Any, ...]) -> bool:
         """Whether a call with these arguments would be this one: ``arrays`` are the
@@ -952,7 +965,7 @@ def linear(
     else:
         seed_v, step_v = counters if counters is not None else _default.draw()
     call.run(seed_v, stream_v, step_v)
-    return (call.y, call.mask) if return_mask else call.y  # type: ignore[return-value]
+    return _with_mask(call.y, call.mask, return_mask)
 
 
 class _LinearBackwardCall(_Call):

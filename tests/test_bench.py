@@ -156,6 +156,22 @@ def test_quick_bench_without_torch(tmp_path: Path) -> None:
     assert report["figures"]["files"] == [] and "matplotlib" in report["figures"]["note"]
 
 
+@pytest.mark.skipif(not HAS_MPL, reason="matplotlib is not installed")
+def test_render_draws_the_three_figures(tmp_path: Path) -> None:
+    """The committed full run (all groups, both thread counts, three libraries) renders
+    into the kernel, GEMM and epoch figures."""
+    from pydrop.bench import main
+
+    saved = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench.json"
+    md = tmp_path / "bench.md"
+    assert main(["--render", str(saved), "--plots", str(tmp_path), "--markdown", str(md)]) == 0
+    names = sorted(p.name for p in tmp_path.glob("*.png"))
+    assert names == ["bench_epoch.png", "bench_gemm.png", "bench_kernels.png"]
+    for name in names:
+        data = (tmp_path / name).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 10_000, name
+
+
 def test_e2e_runs_take_turns_epoch_by_epoch(tmp_path: Path) -> None:
     """Without kernel runs the training runs are round robin: every library's epoch e
     starts before any library's epoch e + 1, each after the previous one ended."""

@@ -16,7 +16,7 @@ loss and the test loss and accuracy; the worker adds the process's peak RSS.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,12 +40,12 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng(np.random.SeedSequence([seed, epoch])).permutation(n)
 
 
-def load_arrays(data_dir: str) -> dict[str, np.ndarray]:
+def load_arrays(data_dir: str) -> dict[str, Any]:
     d = Path(data_dir)
     arrays = {k: np.load(d / f"{k}.npy") for k in ("X_train", "y_train", "X_test", "y_test")}
     with np.load(d / "params.npz") as z:
         n = len(z.files)
-        arrays["params"] = [z[f"arr_{i}"] for i in range(n)]  # type: ignore[assignment]
+        arrays["params"] = [z[f"arr_{i}"] for i in range(n)]
     return arrays
 
 
@@ -178,7 +178,11 @@ class _PydropOpsEngine:
         return loss * len(y), int(np.count_nonzero(logits.argmax(axis=1) == y))
 
 
-ENGINES = {"numpy": _NumpyEngine, "torch": _TorchEngine, "pydrop-ops": _PydropOpsEngine}
+ENGINES: dict[str, Callable[[list[np.ndarray], dict[str, Any]], Engine]] = {
+    "numpy": _NumpyEngine,
+    "torch": _TorchEngine,
+    "pydrop-ops": _PydropOpsEngine,
+}
 
 
 def make_engine(impl: str, params: list[np.ndarray], recipe: dict[str, Any]) -> Engine:
@@ -204,7 +208,7 @@ def e2e_session(lib: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Iterato
 
         head = {"impl": "pydrop Trainer", "batches_per_epoch": n_batches}
         return head, trainer_epochs(arrays, recipe, n_epochs, seed)
-    engine = make_engine(impl, arrays["params"], recipe)  # type: ignore[arg-type]
+    engine = make_engine(impl, arrays["params"], recipe)
     head = {"impl": getattr(engine, "name", impl), "batches_per_epoch": n_batches}
     return head, _engine_epochs(engine, arrays, int(recipe["batch_size"]), n_epochs, seed)
 

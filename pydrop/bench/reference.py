@@ -94,7 +94,7 @@ class NumpyMLP:
         self.lr = np.float32(lr)
 
     def forward(self, X: np.ndarray, training: bool) -> tuple[np.ndarray, list]:
-        cache = []
+        cache: list[tuple[np.ndarray, np.ndarray | None, np.ndarray | None]] = []
         H = X
         n_layers = len(self.params) // 2
         for i in range(n_layers):

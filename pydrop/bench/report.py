@@ -644,6 +644,118 @@ def _e2e_md(report: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- figures
 
 
+def _plot_kernels(
+    plt: Any, rows: list[dict[str, Any]], threads: list[int], isa: str, out_dir: Path
+) -> str:
+    """Speed-ups of the elementwise kernels and the fused op; returns the file."""
+    peers = ["numpy tutorial", "numpy best", "numpy", "torch"]
+    fig, axes = plt.subplots(
+        1,
+        len(threads),
+        figsize=(6.5 * len(threads), 0.32 * len(rows) + 2),
+        squeeze=False,
+        sharey=True,
+    )
+    for ax, n in zip(axes[0], threads, strict=True):
+        sel = [r for r in rows if r["threads"] == n]
+        labels = [f"{r['group']} {r['op']} {r['case']}" for r in sel]
+        colors = dict(zip(peers, ("C0", "C1", "C2", "C3"), strict=True))
+        seen: set[str] = set()
+        for i, r in enumerate(sel):
+            present = [(q, r["speedup"].get(q)) for q in peers if r["speedup"].get(q)]
+            h = 0.8 / max(len(present), 1)
+            for j, (peer, val) in enumerate(present):
+                y = i + (j - (len(present) - 1) / 2) * h
+                label = None if peer in seen else f"vs {_col_title(peer, {})}"
+                seen.add(peer)
+                ax.barh(y, val, height=h, color=colors[peer], label=label)
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(sel)))
+        ax.set_yticklabels(labels, fontsize=7)
+        ax.set_ylim(len(sel) - 0.5, -0.5)  # first row on top, no margins
+        ax.set_title(f"pydrop ({isa}) speed-up, {n} thread(s)")
+        ax.set_xlabel("peer time / pydrop time (log)")
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = out_dir / "bench_kernels.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def _plot_gemm(
+    plt: Any, mm: list[dict[str, Any]], threads: list[int], numpy_blas: str, out_dir: Path
+) -> str:
+    """SGEMM GFLOP/s per product and library; returns the file."""
+    cols = [f"pydrop {i}" for i in ISAS] + ["numpy", "torch"]
+    names = {
+        "numpy": f"NumPy ({numpy_blas})",
+        "torch": "PyTorch (MKL)",
+    }
+    fig, axes = plt.subplots(
+        1, len(threads), figsize=(6.5 * len(threads), 5), squeeze=False, sharey=True
+    )
+    for ax, n in zip(axes[0], threads, strict=True):
+        sel = [r for r in mm if r["threads"] == n]
+        present = [c for c in cols if any(_ok(r["results"].get(c)) for r in sel)]
+        w = 0.8 / max(len(present), 1)
+        for j, c in enumerate(present):
+            vals = [(r["results"].get(c) or {}).get("gflops", 0) for r in sel]
+            xs = [i + (j - (len(present) - 1) / 2) * w for i in range(len(sel))]
+            ax.bar(xs, vals, width=w, label=names.get(c, c))
+        ax.set_xticks(range(len(sel)))
+        ax.set_xticklabels(
+            [f"{r['op']}\n{r['case']}" for r in sel], fontsize=6, rotation=45, ha="right"
+        )
+        ax.set_ylabel("GFLOP/s")
+        ax.set_title(f"SGEMM, {n} thread(s)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "bench_gemm.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def _plot_epochs(
+    plt: Any, e2e: list[dict[str, Any]], threads: list[int], isa: str, out_dir: Path
+) -> str:
+    """Train seconds per epoch, per library and thread count; returns the file."""
+    libs: list[str] = []
+    for r in e2e:
+        if r["lib"] not in libs:
+            libs.append(r["lib"])
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    w = 0.8 / len(libs)
+    for j, lib in enumerate(libs):
+        xs: list[float] = []
+        vals: list[float] = []
+        errs: list[list[float]] = [[], []]  # below and above the median
+        for i, n in enumerate(threads):
+            run = next((x for x in e2e if x["lib"] == lib and x["threads"] == n), None)
+            if not run:
+                continue
+            t = run["train_s"]
+            xs.append(i + (j - (len(libs) - 1) / 2) * w)
+            vals.append(t["median"])
+            errs[0].append(t["median"] - t["min"])
+            errs[1].append(t["max"] - t["median"])
+        label = lib if lib != "pydrop" else f"pydrop ({isa})"
+        ax.bar(xs, vals, width=w, yerr=errs, capsize=3, label=label)
+    ax.set_xticks(range(len(threads)))
+    ax.set_xticklabels([f"{n} thread(s)" for n in threads])
+    b = e2e[0]["batches_per_epoch"]
+    ax.set_ylabel(f"train seconds per epoch ({b} batches)")
+    ax.set_title("Tutorial recipe, one training epoch (lower is better)")
+    ax.legend()
+    fig.tight_layout()
+    path = out_dir / "bench_epoch.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
 def write_plots(report: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """Bar charts: kernel speed-ups, GEMM GFLOP/s, epoch times. Needs matplotlib."""
     try:
@@ -657,110 +769,19 @@ def write_plots(report: dict[str, Any], out_dir: Path) -> dict[str, Any]:
             "note": "figures skipped: matplotlib is not installed (pip install matplotlib)",
         }
     out_dir.mkdir(parents=True, exist_ok=True)
-    files = []
+    files: list[str] = []
     isa = report["pydrop"]["reference_isa"]
     threads = sorted(
         {r["threads"] for r in report["kernels"]} | {r["threads"] for r in report["e2e"]}
     )
-    # 1. speed-ups of the elementwise kernels and the fused op
     rows = [r for r in report["kernels"] if r["group"] in ("dropout", "relu", "linear")]
     if rows:
-        peers = ["numpy tutorial", "numpy best", "numpy", "torch"]
-        fig, axes = plt.subplots(
-            1,
-            len(threads),
-            figsize=(6.5 * len(threads), 0.32 * len(rows) + 2),
-            squeeze=False,
-            sharey=True,
-        )
-        for ax, n in zip(axes[0], threads, strict=True):
-            sel = [r for r in rows if r["threads"] == n]
-            labels = [f"{r['group']} {r['op']} {r['case']}" for r in sel]
-            colors = dict(zip(peers, ("C0", "C1", "C2", "C3"), strict=True))
-            seen: set[str] = set()
-            for i, r in enumerate(sel):
-                present = [(q, r["speedup"].get(q)) for q in peers if r["speedup"].get(q)]
-                h = 0.8 / max(len(present), 1)
-                for j, (peer, val) in enumerate(present):
-                    y = i + (j - (len(present) - 1) / 2) * h
-                    label = None if peer in seen else f"vs {_col_title(peer, {})}"
-                    seen.add(peer)
-                    ax.barh(y, val, height=h, color=colors[peer], label=label)
-            ax.axvline(1.0, color="k", lw=0.8)
-            ax.set_xscale("log")
-            ax.set_yticks(range(len(sel)))
-            ax.set_yticklabels(labels, fontsize=7)
-            ax.set_ylim(len(sel) - 0.5, -0.5)  # first row on top, no margins
-            ax.set_title(f"pydrop ({isa}) speed-up, {n} thread(s)")
-            ax.set_xlabel("peer time / pydrop time (log)")
-            ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        path = out_dir / "bench_kernels.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        files.append(str(path))
-    # 2. GEMM throughput
+        files.append(_plot_kernels(plt, rows, threads, isa, out_dir))
     mm = [r for r in report["kernels"] if r["group"] == "matmul"]
     if mm:
-        cols = [f"pydrop {i}" for i in ISAS] + ["numpy", "torch"]
-        names = {
-            "numpy": f"NumPy ({_blas_name(report.get('libraries', {}), 'numpy').split(',')[0]})",
-            "torch": "PyTorch (MKL)",
-        }
-        fig, axes = plt.subplots(
-            1, len(threads), figsize=(6.5 * len(threads), 5), squeeze=False, sharey=True
-        )
-        for ax, n in zip(axes[0], threads, strict=True):
-            sel = [r for r in mm if r["threads"] == n]
-            present = [c for c in cols if any(_ok(r["results"].get(c)) for r in sel)]
-            w = 0.8 / max(len(present), 1)
-            for j, c in enumerate(present):
-                vals = [(r["results"].get(c) or {}).get("gflops", 0) for r in sel]
-                xs = [i + (j - (len(present) - 1) / 2) * w for i in range(len(sel))]
-                ax.bar(xs, vals, width=w, label=names.get(c, c))
-            ax.set_xticks(range(len(sel)))
-            ax.set_xticklabels(
-                [f"{r['op']}\n{r['case']}" for r in sel], fontsize=6, rotation=45, ha="right"
-            )
-            ax.set_ylabel("GFLOP/s")
-            ax.set_title(f"SGEMM, {n} thread(s)")
-            ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out_dir / "bench_gemm.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        files.append(str(path))
-    # 3. epoch time
+        numpy_blas = _blas_name(report.get("libraries", {}), "numpy").split(",")[0]
+        files.append(_plot_gemm(plt, mm, threads, numpy_blas, out_dir))
     e2e = [r for r in report["e2e"] if r.get("train_s")]
     if e2e:
-        libs = []
-        for r in e2e:
-            if r["lib"] not in libs:
-                libs.append(r["lib"])
-        fig, ax = plt.subplots(figsize=(6.5, 4))
-        w = 0.8 / len(libs)
-        for j, lib in enumerate(libs):
-            xs, vals, errs = [], [], [[], []]
-            for i, n in enumerate(threads):
-                r = next((x for x in e2e if x["lib"] == lib and x["threads"] == n), None)
-                if not r:
-                    continue
-                t = r["train_s"]
-                xs.append(i + (j - (len(libs) - 1) / 2) * w)
-                vals.append(t["median"])
-                errs[0].append(t["median"] - t["min"])
-                errs[1].append(t["max"] - t["median"])
-            label = lib if lib != "pydrop" else f"pydrop ({isa})"
-            ax.bar(xs, vals, width=w, yerr=errs, capsize=3, label=label)
-        ax.set_xticks(range(len(threads)))
-        ax.set_xticklabels([f"{n} thread(s)" for n in threads])
-        b = e2e[0]["batches_per_epoch"]
-        ax.set_ylabel(f"train seconds per epoch ({b} batches)")
-        ax.set_title("Tutorial recipe, one training epoch (lower is better)")
-        ax.legend()
-        fig.tight_layout()
-        path = out_dir / "bench_epoch.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        files.append(str(path))
+        files.append(_plot_epochs(plt, e2e, threads, isa, out_dir))
     return {"files": files}
