@@ -88,9 +88,13 @@ def test_gamma_is_tight_enough_to_fail():
         check(wrong, a, b, None, 1.0, 0.0)
 
 
+SWEEP_ALPHA_BETA = [(1.0, 0.0), (-0.5, 0.0), (2.0, 1.0), (0.25, -1.5)]
+
+
 def test_every_dimension_1_to_67(any_isa):
     """Every value 1..67 of m, n and k (the other two rotating through the same range),
-    with all four transpose combinations cycled, non-unit leading dimensions on some."""
+    with all four transpose combinations cycled, each with every (alpha, beta) of
+    SWEEP_ALPHA_BETA, and non-unit leading dimensions on some."""
     rng = np.random.default_rng(67)
     dims = np.arange(1, 68)
     for axis in range(3):
@@ -101,10 +105,12 @@ def test_every_dimension_1_to_67(any_isa):
             m, n, k = mnk
             ta, tb = TRANS[(idx + axis) % 4]
             pad = idx % 3  # 0: dense, else a leading dimension larger than the width
+            alpha, beta = SWEEP_ALPHA_BETA[idx // 4 % 4]
             a = operand(rng, m, k, ta, pad)
             b = operand(rng, k, n, tb, pad)
-            c = run(a, b, out_pad=pad)
-            check(c, a, b, None, 1.0, 0.0)
+            c_in = rng.standard_normal((m, n)).astype(F) if beta else None
+            c = run(a, b, alpha, beta, c_in, out_pad=pad)
+            check(c, a, b, c_in, alpha, beta)
 
 
 TAILS = [1, 5, 6, 7, 8, 9, 12, 13, 15, 16, 17, 31, 32, 33, 47, 63, 64, 65]

@@ -1,13 +1,26 @@
 """Philox4x32-10 known answers and stored streams, on every ISA path."""
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pydrop._ops import philox4x32_10, philox_blocks
+import pydrop
+from pydrop._ops import lib, philox4x32_10, philox_blocks
 
 DATA = Path(__file__).parent / "data"
+
+
+def _plain_python_philox():
+    """The independent Philox4x32-10 that generated the stored streams."""
+    spec = importlib.util.spec_from_file_location(
+        "gen_philox_stream", DATA / "gen_philox_stream.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.philox4x32_10
+
 
 # Random123's kat_vectors for philox4x32_10: (ctr, key, expected output).
 KAT = [
@@ -64,3 +77,39 @@ def test_blocks_are_independent_of_run_split(isa):
         ]
     )
     np.testing.assert_array_equal(whole, parts)
+
+
+def _threshold(p: float) -> int:
+    """t = round(p * 65536), p rounded to float32 first (README, "Keep rule")."""
+    return int(np.float64(np.float32(p)) * 65536 + 0.5)
+
+
+def test_threshold_follows_the_documented_rule():
+    ps = np.concatenate(
+        [np.linspace(0, 1, 100_001, dtype=np.float32), np.float32([1e-7, 0.5 + 2**-18, 1 - 1e-7])]
+    )
+    got = [lib.pd_dropout_threshold(float(p)) for p in ps]
+    assert got == [_threshold(float(p)) for p in ps]
+
+
+@pytest.mark.parametrize("p", [0.1, 0.25, 0.5, 0.75, 0.9, "tie"])
+def test_mask_follows_the_documented_keep_rule(isa, p):
+    # Element i takes u_i = half i % 2 (low first) of word (i % 8) // 2 of block i // 8,
+    # block b from counter (b, stream, step & 0xffffffff, step >> 32), key (seed low,
+    # seed high); kept iff u_i >= t. Built here from the plain-Python Philox, with
+    # seed, stream and step words all nonzero and 8 * 50 + 3 elements (a ragged tail).
+    # "tie" puts t on a drawn value, so that u_i == t decides one element.
+    seed, stream, step, n = (0xDEADBEEF << 32) | 0x12345678, 0x9ABCDEF0, (3 << 32) | 5, 403
+    philox = _plain_python_philox()
+    key = [seed & 0xFFFFFFFF, seed >> 32]
+    words = [philox([b, stream, step & 0xFFFFFFFF, step >> 32], key) for b in range(n // 8 + 1)]
+    u = np.array([(words[i // 8][i % 8 // 2] >> (16 * (i % 2))) & 0xFFFF for i in range(n)])
+    if p == "tie":
+        p = float(u[17]) / 65536  # exact in float32, so t == u[17]
+    expected = u >= _threshold(p)
+    x = np.ones(n, dtype=np.float32)
+    y, mask = pydrop.dropout(x, p, seed=seed, stream=stream, step=step, return_mask=True)
+    np.testing.assert_array_equal(np.unpackbits(mask, bitorder="little")[:n].astype(bool), expected)
+    scale = np.float32(1 / (1 - np.float64(np.float32(p))))
+    np.testing.assert_array_equal(y, np.where(expected, scale, np.float32(0)))
+    assert 0 < expected.sum() < n  # each p keeps some elements and drops others
