@@ -14,6 +14,7 @@ import numpy as np
 from . import _ops
 from .data import FashionMNIST
 from .models import MODELS
+from .plot import figure_class, plot_compare, plot_history
 from .train import History, Trainer
 
 __all__ = ["main"]
@@ -186,26 +187,28 @@ def _check_output(flag: str, path: str | None) -> None:
         raise ValueError(f"{flag} {path}: {parent} is not a directory")
 
 
+def _final_header(data: FashionMNIST) -> str:
+    n = len(data.y_val)
+    return f"final (test_acc and val_loss on {n:,} t10k images; gap = val_loss - train_loss)"
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     if args.mc_samples < 0:
         raise ValueError(f"--mc-samples must be >= 0 (0: no MC dropout), got {args.mc_samples}")
     for flag, path in (("--save", args.save), ("--plot", args.plot), ("--json", args.json)):
         _check_output(flag, path)
+    if args.plot:
+        figure_class()
     hp = _hparams(args)
     data = _data(args)
     trainer, history = _run(args.model, hp, data, args, resume=args.resume)
     print()
-    print("final (test_acc and val_loss on the 10,000 t10k images; gap = val_loss - train_loss)")
+    print(_final_header(data))
     print(_table([(args.model, history)]))
     mc = _mc_dropout(trainer, data, args.mc_samples) if args.mc_samples else None
     if args.save:
         trainer.save_checkpoint(args.save)
         print(f"wrote {args.save}")
-    if args.plot:
-        from .plot import plot_history
-
-        plot_history(history, args.plot, title=f"{args.model}: {hp}")
-        print(f"wrote {args.plot}")
     if args.json:
         _write_json(
             args.json,
@@ -219,6 +222,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 "mc_dropout": mc,
             },
         )
+    if args.plot:
+        plot_history(history, args.plot, title=f"{args.model}: {hp}")
+        print(f"wrote {args.plot}")
     return 0
 
 
@@ -235,17 +241,14 @@ def _mc_dropout(trainer: Trainer, data: FashionMNIST, samples: int) -> dict[str,
 def _cmd_compare(args: argparse.Namespace) -> int:
     for flag, path in (("--plot", args.plot), ("--json", args.json)):
         _check_output(flag, path)
+    figure_class()
     hp = _hparams(args)
     data = _data(args)
     _, h_drop = _run(args.model, hp, data, args)
     _, h_plain = _run("plain", {**hp, "dropout_1": 0.0, "dropout_2": 0.0}, data, args)
     print()
-    print("final (test_acc and val_loss on the 10,000 t10k images; gap = val_loss - train_loss)")
+    print(_final_header(data))
     print(_table([(args.model, h_drop), ("plain", h_plain)]))
-    from .plot import plot_compare
-
-    plot_compare({f"dropout ({args.model})": h_drop, "no dropout (plain)": h_plain}, args.plot)
-    print(f"wrote {args.plot}")
     if args.json:
         _write_json(
             args.json,
@@ -256,6 +259,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
                 "history": {args.model: h_drop.to_dict(), "plain": h_plain.to_dict()},
             },
         )
+    plot_compare({f"dropout ({args.model})": h_drop, "no dropout (plain)": h_plain}, args.plot)
+    print(f"wrote {args.plot}")
     return 0
 
 

@@ -17,7 +17,9 @@ from .train import History
 __all__ = ["plot_history", "plot_compare"]
 
 
-def _figure(**kw: Any) -> Any:
+def figure_class() -> Any:
+    """matplotlib's Figure, or an ImportError that says how to install it (the CLI
+    calls this before training, so a missing matplotlib does not cost a run)."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -25,7 +27,11 @@ def _figure(**kw: Any) -> Any:
             "plotting needs matplotlib, which is not installed; "
             "help: pip install 'pydrop[plot]' (or pip install matplotlib)"
         ) from None
-    return Figure(**kw)
+    return Figure
+
+
+def _figure(**kw: Any) -> Any:
+    return figure_class()(**kw)
 
 
 def _save(fig: Any, path: str | os.PathLike[str]) -> Path:

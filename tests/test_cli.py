@@ -84,6 +84,25 @@ def test_unwritable_output_path_is_rejected_before_training(tmp_path, command, f
         assert "Traceback" not in run.stderr and "PYDROP_DATA" not in run.stderr
 
 
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_missing_matplotlib_is_reported_before_training(
+    fake_data, tmp_path, capsys, monkeypatch, command
+):
+    """A figure needs matplotlib: without it the command fails before it trains (compare
+    always draws one; train with --plot)."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+
+    def trains(*args, **kwargs):
+        raise AssertionError("trained before checking for matplotlib")
+
+    monkeypatch.setattr(cli, "_run", trains)
+    code = cli.main([command, *fake_data, "--plot", str(tmp_path / "f.png")])
+    err = capsys.readouterr().err
+    assert code == 2 and f"pydrop {command}: error: plotting needs matplotlib" in err
+    assert "pip install" in err and "Traceback" not in err
+
+
 def test_negative_mc_samples_is_rejected_before_training(tmp_path, capsys):
     code = cli.main(["train", "--data-dir", str(tmp_path), "--no-download", "--mc-samples", "-2"])
     err = capsys.readouterr().err
