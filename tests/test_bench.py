@@ -94,6 +94,9 @@ def _check_structure(report: dict, md: str) -> None:
     assert all(w["status"] in ("ok", "not installed") for w in report["workers"]), [
         (w["lib"], w["status"]) for w in report["workers"]
     ]
+    # at one thread every worker that ran shares one CPU
+    cpus = {w["pinning"]["cpu"] for w in report["workers"] if w["status"] == "ok"}
+    assert len(cpus) == 1 and cpus.pop().startswith("CPU "), cpus
     groups = {r["group"] for r in report["kernels"]}
     assert {"dropout", "relu", "matmul", "sparse", "linear"} <= groups
     for row in report["kernels"]:

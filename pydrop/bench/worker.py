@@ -10,6 +10,7 @@ the peak RSS of an end-to-end run belongs to that run alone.
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import sys
@@ -34,6 +35,14 @@ def _pin(lib: str, threads: int) -> tuple[dict[str, Any], dict[str, Any]]:
     import numpy as np
 
     pinning: dict[str, Any] = {}
+    if threads == 1 and hasattr(os, "sched_setaffinity"):
+        # Every 1-thread worker runs on the same CPU. This VM's CPUs have slow spells
+        # of their own (the same call took 20 us on one and 29 us on the other, at the
+        # same time), so libraries on different CPUs would not share them, and taking
+        # turns repeat by repeat would not cancel them out.
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        pinning["cpu"] = f"CPU {cpu}, as every 1-thread worker"
     versions: dict[str, Any] = {"numpy": np.__version__}
     if lib == "torch":
         import torch
