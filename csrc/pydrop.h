@@ -42,7 +42,8 @@ int32_t pd_isa_active(void);
 pd_status pd_isa_set(int32_t isa);
 const char *pd_isa_name(int32_t isa);
 
-/* Threads: n >= 1. The default is 1 until the caller sets it. */
+/* Threads: 1 <= n <= 64 (PD_ERR_ARG otherwise). The default is 1 until the caller
+ * sets it. */
 pd_status pd_set_num_threads(int32_t n);
 int32_t pd_get_num_threads(void);
 
@@ -132,7 +133,9 @@ pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1);
  *   if act: pd_relu_forward_f32(y, y, m * n);
  *   pd_dropout_forward_f32(y, y, mask, m * n, p, seed, stream, step)
  * (mask element i * n + j is y[i][j]). mask may be NULL only when p == 0 (then no
- * mask is written). y and mask must not overlap x, w, bias or each other. */
+ * mask is written). y and mask must not overlap x, w, bias or each other. Dropout
+ * joins the epilogue when n % 8 == 0 (each row of y then owns whole mask bytes);
+ * otherwise it runs after the GEMM as a second pass over y, with the same bits. */
 pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int64_t ldw,
                                 int32_t trans_w, const float *bias, float *y, uint8_t *mask,
                                 int64_t m, int64_t n, int64_t k, int32_t act, float p,

@@ -23,6 +23,7 @@ import operator
 import os
 import secrets
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeGuard
@@ -183,7 +184,14 @@ def _init_threads() -> None:
         raise ValueError(f"PYDROP_NUM_THREADS must be an integer >= 1, got {env!r}") from None
     if n < 1:
         raise ValueError(f"PYDROP_NUM_THREADS must be an integer >= 1, got {env!r}")
-    set_num_threads(min(n, 64))
+    if n > 64:
+        warnings.warn(
+            f"PYDROP_NUM_THREADS={n} is above pydrop's limit of 64 threads; using 64",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        n = 64
+    set_num_threads(n)
 
 
 def _cpu_model() -> str:
@@ -253,6 +261,13 @@ def _check_p(p: object, name: str = "p") -> float:
     if math.isnan(v) or not 0.0 <= v <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {v}")
     return v
+
+
+def _check_bool(name: str, value: object) -> bool:
+    """A flag: True or False (NumPy's too), never a truthy stand-in such as 'no'."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise TypeError(f"{name} must be True or False, got {type(value).__name__}")
 
 
 def _check_real(name: str, value: object) -> float:
@@ -472,6 +487,8 @@ def dropout(
     """
     x = _dense("x", x)
     pf = _check_p(p)
+    training = _check_bool("training", training)
+    return_mask = _check_bool("return_mask", return_mask)
     stream_v = _check_int("stream", stream, _U32)
     counters = _explicit_counters(seed, step)
     y = _out(out, x.shape, {"x": x}, in_place=True)
@@ -956,6 +973,8 @@ def linear(
     ``training=False`` turns dropout off and draws nothing.
     """
     pf = _check_p(dropout, "dropout")
+    training = _check_bool("training", training)
+    return_mask = _check_bool("return_mask", return_mask)
     want_mask = return_mask or (training and pf > 0.0)
     call = _LinearCall(x, w, b, activation, pf if training else 0.0, out, mask_out, want_mask)
     stream_v = _check_int("stream", stream, _U32)

@@ -37,6 +37,7 @@ from ._ops import (
     _U64,
     _check_int,
     _check_min_int,
+    _check_p,
     _LinearBackwardCall,
     _LinearCall,
     dropout,
@@ -53,11 +54,18 @@ MC_STREAM_BASE = 1 << 31
 
 
 def _as_input(X: Any, name: str = "X") -> np.ndarray:
-    """A float32, C-contiguous 2-D view of X: (n, ...) is flattened to (n, features)."""
+    """A float32, C-contiguous 2-D view of X: (n, ...) is flattened to (n, features).
+    Float and integer arrays are converted (uint8 pixels, float64 data); complex,
+    bool, string and object arrays are rejected."""
     if not isinstance(X, np.ndarray):
         raise TypeError(f"{name} must be a NumPy array, got {type(X).__name__}")
     if X.ndim < 2:
         raise ValueError(f"{name} must have a batch axis and features (ndim >= 2), got {X.shape}")
+    if X.dtype.kind not in "fiu":
+        raise TypeError(
+            f"{name} must hold real numbers (a float or integer dtype, taken as float32), "
+            f"got dtype {X.dtype}"
+        )
     if X.ndim > 2:
         X = X.reshape(X.shape[0], -1)
     if X.dtype != np.float32 or not X.flags.c_contiguous:
@@ -351,11 +359,14 @@ class Dense(Module):
                 raise ValueError("load 'weight' before 'bias' for a lazy Dense layer")
         super()._load_param(name, value)
 
-    def forward(self, X: np.ndarray, dropout: Dropout | None = None) -> np.ndarray:
-        """Y = act(X @ W + b); with ``dropout`` (a training Dropout layer that follows
-        this one), its dropout too, fused into the same pass over Y: ``Sequential``
-        does this for consecutive Dense -> Dropout, with results bit for bit those of
-        the two layers run one after the other."""
+    def forward(
+        self, X: np.ndarray, dropout: Dropout | None = None, relu: bool = False
+    ) -> np.ndarray:
+        """Y = act(X @ W + b); with ``relu`` (a ReLU layer that follows this one) act
+        is ReLU, and with ``dropout`` (a training Dropout layer that follows), its
+        dropout too, fused into the same pass over Y: ``Sequential`` does this for
+        consecutive layers, with results bit for bit those of the layers run one
+        after the other. backward() then gives the gradient of the whole step."""
         X = _as_input(X)
         if self.weight is None:
             self.initialize(X.shape[1])
@@ -370,7 +381,8 @@ class Dense(Module):
         else:
             mask, p = dropout._mask_rows(Y.size), dropout.p
             counters = dropout._draw()
-        W, b, act = self.weight.data, self.bias.data, self.activation
+        W, b = self.weight.data, self.bias.data
+        act = "relu" if relu else self.activation
         call = self._fwd
         if call is None or not call.matches((X, W, b, Y, mask), (act, p)):
             call = self._fwd = _LinearCall(X, W, b, act, p, Y, mask, mask is not None)
@@ -384,7 +396,7 @@ class Dense(Module):
             raise RuntimeError("Dense.backward called before forward")
         assert self.weight is not None and self.bias is not None
         X, _, _, Y, mask = fwd.arrays
-        _, p = fwd.scalars
+        act, p = fwd.scalars  # the forward's (a fused ReLU's too)
         dY = _as_grad(dY, fwd.y.shape)
         n = dY.shape[0]
         # One pass for dZ = act'(Y) * dropout'(dY) and db += column sums of dZ, then
@@ -392,7 +404,7 @@ class Dense(Module):
         dX = self._rows("dx", n, self.weight.data.shape[0]) if self.input_grad else None
         w, b = self.weight, self.bias
         dZ = self._rows("dz", n, self.units)
-        act, dx_on = self.activation, self.input_grad
+        dx_on = self.input_grad
         # after zero_grad() the gradients are overwritten, not added to
         acc = (not w._grad_cleared, not b._grad_cleared)
         arrays = (dY, X, w.data, Y, mask, w._grad, b._grad, dX, dZ)
@@ -445,10 +457,7 @@ class Dropout(Module):
 
     def __init__(self, p: float, *, seed: int | None = None, stream: int | None = None):
         super().__init__()
-        p = float(p)
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"dropout probability p must be in [0, 1], got {p!r}")
-        self.p = p
+        self.p = _check_p(p)
         self.seed = seed
         self.stream = stream
         self.step = 0
@@ -593,22 +602,31 @@ class Sequential(Module):
         return self.layers[i]
 
     def forward(self, X: np.ndarray) -> np.ndarray:
-        """Run the layers in order; a Dense followed by a training Dropout runs as one
-        fused step (same results, one pass over the activations)."""
+        """Run the layers in order. A Dense runs as one fused step with what follows it
+        of a ReLU (when the Dense has no activation of its own) and then a training
+        Dropout: ``Dense -> Dropout``, ``Dense -> ReLU``, ``Dense -> ReLU -> Dropout``
+        (PyTorch's spelling of ``Dense(activation='relu') -> Dropout``). Same results
+        as the layers one by one, in one pass over the activations; the ReLU and
+        Dropout modules are then not called (Dropout's step still advances)."""
         if self.layers:
             self.layers[0].input_grad = self.input_grad
         self._plan = None  # a forward that raises leaves nothing for backward
         plan: list[Module] = []
-        i = 0
-        while i < len(self.layers):
-            layer = self.layers[i]
-            after = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if isinstance(layer, Dense) and isinstance(after, Dropout) and after.training:
-                X = layer.forward(X, dropout=after)
-                i += 2
-            else:
+        layers, i = self.layers, 0
+        while i < len(layers):
+            layer = layers[i]
+            i += 1
+            if not isinstance(layer, Dense):
                 X = layer.forward(X)
-                i += 1
+            else:
+                relu_next = (
+                    layer.activation is None and i < len(layers) and isinstance(layers[i], ReLU)
+                )
+                i += relu_next
+                after = layers[i] if i < len(layers) else None
+                drop = after if isinstance(after, Dropout) and after.training else None
+                i += drop is not None
+                X = layer.forward(X, dropout=drop, relu=relu_next)
             plan.append(layer)
         self._plan = plan
         return X

@@ -233,7 +233,8 @@ class Trainer:
     def evaluate(self) -> tuple[float, float]:
         """Mean loss and accuracy on the validation data, dropout off; both NaN when
         the validation split is empty."""
-        assert self.model is not None
+        if self.model is None:
+            raise RuntimeError("call fit() (or prepare()) before evaluate()")
         was_training = self.model.training
         self.model.eval()
         total_loss = total_acc = 0.0
@@ -268,7 +269,8 @@ class Trainer:
 
     def restore(self, path: str | os.PathLike[str]) -> None:
         """Load a checkpoint saved by ``save_checkpoint`` into the prepared run."""
-        assert self.model is not None and self.optim is not None
+        if self.model is None or self.optim is None:
+            raise RuntimeError("call prepare() before restore()")
         ckpt = load_checkpoint(path)
         if ckpt.meta["model"] != type(self.model).__name__:
             raise ValueError(

@@ -58,6 +58,9 @@ def test_num_threads_env():
     assert r.stdout.strip() == "3"
     r = run("import pydrop", PYDROP_NUM_THREADS="many")
     assert r.returncode != 0 and "PYDROP_NUM_THREADS" in r.stderr
+    r = run("import pydrop; print(pydrop.get_num_threads())", PYDROP_NUM_THREADS="100")
+    assert r.stdout.strip() == "64"
+    assert "RuntimeWarning: PYDROP_NUM_THREADS=100 is above pydrop's limit of 64" in r.stderr
 
 
 def test_default_threads_are_the_usable_cores():

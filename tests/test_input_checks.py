@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from idx_files import write_fake_dataset
 
+import pydrop
 from pydrop import nn
 from pydrop.data import DataLoader, FashionMNIST
 from pydrop.models import MLP, DropoutMLP, DropoutMLPScratch
@@ -158,6 +159,14 @@ def test_trainer_rejects(args, kw, exc, name):
     _raises(exc, name, lambda: Trainer(*args, **kw))
 
 
+def test_trainer_methods_that_need_a_run_say_so():
+    trainer = Trainer(max_epochs=1)
+    with pytest.raises(RuntimeError, match=r"call fit\(\) \(or prepare\(\)\) before evaluate"):
+        trainer.evaluate()
+    with pytest.raises(RuntimeError, match=r"call prepare\(\) before restore"):
+        trainer.restore("checkpoint.npz")
+
+
 def test_trainer_accepts_numpy_integers():
     trainer = Trainer(np.int64(3), seed=np.uint64(7))
     assert (trainer.max_epochs, trainer.seed) == (3, 7)
@@ -250,3 +259,22 @@ def test_sgd_state_for_fewer_parameters():
     opt.step()
     with pytest.raises(ValueError, match="velocity.1"):
         SGD(_params(), lr=0.1, momentum=0.9).load_state_dict(opt.state_dict())
+
+
+@pytest.mark.parametrize("flag", ["training", "return_mask"])
+@pytest.mark.parametrize("value", ["no", 1, None])
+def test_op_flags_must_be_booleans(flag, value):
+    x = np.ones((2, 8), dtype=np.float32)
+    w = np.ones((8, 8), dtype=np.float32)
+    for call in (
+        lambda: pydrop.dropout(x, 0.5, seed=1, **{flag: value}),
+        lambda: pydrop.linear(x, w, dropout=0.5, seed=1, **{flag: value}),
+    ):
+        with pytest.raises(TypeError, match=f"{flag} must be True or False, got"):
+            call()
+
+
+def test_op_flags_take_numpy_booleans():
+    x = np.ones((2, 8), dtype=np.float32)
+    y, mask = pydrop.dropout(x, 0.5, seed=1, training=np.bool_(True), return_mask=np.True_)
+    assert mask.shape == (2,)

@@ -168,3 +168,35 @@ def test_dense_accepts_numpy_integers():
     layer = nn.Dense(np.int64(3), in_units=np.int32(4), seed=np.uint64(7))
     assert (layer.units, layer.in_units, layer.seed) == (3, 4, 7)
     assert layer.forward(X).shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: nn.Dense(3), nn.ReLU, lambda: nn.Dropout(0.5)],
+    ids=["Dense", "ReLU", "Dropout"],
+)
+@pytest.mark.parametrize("dtype", [np.complex64, np.bool_, "<U1", object])
+def test_layers_reject_inputs_that_are_not_real_numbers(make, dtype):
+    with pytest.raises(TypeError, match=r"X must hold real numbers .* got dtype"):
+        make().forward(np.ones((2, 4)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float16, np.float64])
+def test_layers_take_float_and_integer_inputs_as_float32(dtype):
+    dense = nn.Dense(3, in_units=4, seed=1)
+    want = dense.forward(X).copy()
+    np.testing.assert_array_equal(dense.forward(X.astype(dtype)), want)
+
+
+@pytest.mark.parametrize(
+    ("p", "exc"), [("0.5", TypeError), (True, TypeError), (None, TypeError), (1.5, ValueError)]
+)
+def test_dropout_layer_checks_p_as_the_dropout_op_does(p, exc):
+    with pytest.raises(exc, match="p must"):
+        nn.Dropout(p)
+    with pytest.raises(exc, match="p must"):
+        pydrop.dropout(X, p)
+
+
+def test_dropout_layer_accepts_numpy_scalars():
+    assert nn.Dropout(np.float32(0.25)).p == 0.25 and nn.Dropout(1).p == 1.0
