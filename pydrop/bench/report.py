@@ -644,6 +644,13 @@ def _e2e_md(report: dict[str, Any]) -> list[str]:
 # --------------------------------------------------------------------------- figures
 
 
+def _save(plt: Any, fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
 def _plot_kernels(
     plt: Any, rows: list[dict[str, Any]], threads: list[int], isa: str, out_dir: Path
 ) -> str:
@@ -677,11 +684,7 @@ def _plot_kernels(
         ax.set_title(f"pydrop ({isa}) speed-up, {n} thread(s)")
         ax.set_xlabel("peer time / pydrop time (log)")
         ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = out_dir / "bench_kernels.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, out_dir / "bench_kernels.png")
 
 
 def _plot_gemm(
@@ -711,11 +714,7 @@ def _plot_gemm(
         ax.set_ylabel("GFLOP/s")
         ax.set_title(f"SGEMM, {n} thread(s)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out_dir / "bench_gemm.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, out_dir / "bench_gemm.png")
 
 
 def _plot_epochs(
@@ -749,11 +748,7 @@ def _plot_epochs(
     ax.set_ylabel(f"train seconds per epoch ({b} batches)")
     ax.set_title("Tutorial recipe, one training epoch (lower is better)")
     ax.legend()
-    fig.tight_layout()
-    path = out_dir / "bench_epoch.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return str(path)
+    return _save(plt, fig, out_dir / "bench_epoch.png")
 
 
 def write_plots(report: dict[str, Any], out_dir: Path) -> dict[str, Any]:
