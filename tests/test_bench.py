@@ -159,20 +159,45 @@ def test_quick_bench_without_torch(tmp_path: Path) -> None:
     assert report["figures"]["files"] == [] and "matplotlib" in report["figures"]["note"]
 
 
-@pytest.mark.skipif(not HAS_MPL, reason="matplotlib is not installed")
-def test_render_draws_the_three_figures(tmp_path: Path) -> None:
-    """The committed full run (all groups, both thread counts, three libraries) renders
-    into the kernel, GEMM and epoch figures."""
-    from pydrop.bench import main
+def _plot_report() -> dict:
+    """A saved report's fields that the figures read: two thread counts, a dropout and
+    a matmul case with peers, and two libraries' epochs."""
+    ok = {"status": "ok", "gflops": 50.0}
+    kernels = [
+        {
+            "group": group,
+            "op": "forward",
+            "case": "256x256",
+            "threads": n,
+            "speedup": {"numpy": 1.5, "torch": 2.0 if group == "dropout" else None},
+            "results": {"pydrop avx2": ok, "numpy": ok, "torch": {"status": "not installed"}},
+        }
+        for n in (1, 2)
+        for group in ("dropout", "matmul")
+    ]
+    e2e = [
+        {
+            "lib": lib,
+            "threads": n,
+            "batches_per_epoch": 235,
+            "train_s": {"median": 1.0 / n, "min": 0.9 / n, "max": 1.2 / n},
+        }
+        for lib in ("pydrop", "numpy")
+        for n in (1, 2)
+    ]
+    return {"pydrop": {"reference_isa": "avx2"}, "kernels": kernels, "e2e": e2e}
 
-    saved = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "bench.json"
-    md = tmp_path / "bench.md"
-    assert main(["--render", str(saved), "--plots", str(tmp_path), "--markdown", str(md)]) == 0
-    names = sorted(p.name for p in tmp_path.glob("*.png"))
+
+@pytest.mark.skipif(not HAS_MPL, reason="matplotlib is not installed")
+def test_plots_draw_the_three_figures(tmp_path: Path) -> None:
+    from pydrop.bench.report import write_plots
+
+    files = write_plots(_plot_report(), tmp_path)["files"]
+    names = sorted(Path(f).name for f in files)
     assert names == ["bench_epoch.png", "bench_gemm.png", "bench_kernels.png"]
-    for name in names:
-        data = (tmp_path / name).read_bytes()
-        assert data.startswith(b"\x89PNG") and len(data) > 10_000, name
+    for f in files:
+        data = Path(f).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 10_000, f
 
 
 def test_e2e_runs_take_turns_epoch_by_epoch(tmp_path: Path) -> None:
