@@ -160,12 +160,16 @@ def _usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+# The thread pool's size limit (PD_MAX_THREADS in threads.c).
+_MAX_THREADS = 64
+
+
 def set_num_threads(n: int) -> None:
     """Threads used by masks and GEMM. Results do not depend on it."""
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"n must be an int, got {type(n).__name__}")
-    if not 1 <= int(n) <= 64:
-        raise ValueError(f"n must be in [1, 64], got {n}")
+    if not 1 <= int(n) <= _MAX_THREADS:
+        raise ValueError(f"n must be in [1, {_MAX_THREADS}], got {n}")
     _check(lib.pd_set_num_threads(int(n)), "set_num_threads")
 
 
@@ -176,7 +180,7 @@ def get_num_threads() -> int:
 def _init_threads() -> None:
     env = os.environ.get("PYDROP_NUM_THREADS")
     if env is None or env == "":
-        set_num_threads(min(_usable_cores(), 64))
+        set_num_threads(min(_usable_cores(), _MAX_THREADS))
         return
     try:
         n = int(env)
@@ -184,13 +188,14 @@ def _init_threads() -> None:
         raise ValueError(f"PYDROP_NUM_THREADS must be an integer >= 1, got {env!r}") from None
     if n < 1:
         raise ValueError(f"PYDROP_NUM_THREADS must be an integer >= 1, got {env!r}")
-    if n > 64:
+    if n > _MAX_THREADS:
         warnings.warn(
-            f"PYDROP_NUM_THREADS={n} is above pydrop's limit of 64 threads; using 64",
+            f"PYDROP_NUM_THREADS={n} is above pydrop's limit of {_MAX_THREADS} threads; "
+            f"using {_MAX_THREADS}",
             RuntimeWarning,
             stacklevel=2,
         )
-        n = 64
+        n = _MAX_THREADS
     set_num_threads(n)
 
 
