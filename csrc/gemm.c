@@ -6,7 +6,7 @@
  *      NR-wide panels) one at a time; for each k chunk pc in order a task packs
  *      op(A)[block rows, pc] into its own buffer (or, for narrow C, reads op(A) in
  *      place) and runs the micro-kernel over the block's tiles.
- * A threaded plain product whose op(B) is large but fits one block (one jc, one k
+ * A threaded dense product whose op(B) is large but fits one block (one jc, one k
  * group) is instead split into column groups, one per thread, each packing only its
  * own group of B (group_task).
  * Every output element is C = alpha * (sum over chunk 0) + beta * C, then
@@ -747,15 +747,16 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
             int64_t mpan = (m + mr - 1) / mr;
             j.cpan = j.npan;
             j.groups = 0;
-            if (j.sparse ||
-                (threads > 1 && ((ep != NULL && ep->after != NULL) || k <= PD_GEMM_SHORT_K))) {
-                /* Full-width row blocks over a shared packing of B: the epilogue then
+            /* Column groups (group_task) when B is large and fits one block. */
+            const int grouped = threads > 1 && !j.sparse && k > PD_GEMM_SHORT_K && !j.private_b &&
+                                j.npan >= 2 * PD_GEMM_B_GROUP && n <= nc && k <= kgroup;
+            const int epilogue = ep != NULL && ep->after != NULL;
+            if (j.sparse || (threads > 1 && ((epilogue && !grouped) || k <= PD_GEMM_SHORT_K))) {
+                /* Full-width row blocks over a shared packing of B: an epilogue then
                  * sees whole rows of C, one contiguous run, instead of a short segment
                  * per row. About 8 per thread: each block streams all of packed B, so
                  * shorter blocks mean more of that traffic, but the other threads wait
-                 * for the last block claimed; with 4 per thread the fused 256x784x256
-                 * and 256^3 forwards ran 5-10% slower at 2 threads, and column groups
-                 * (below) were no faster for them. A short-k product, mostly the
+                 * for the last block claimed. A short-k product, mostly the
                  * writing of C, also takes whole rows, so each task writes long runs of
                  * C: 256x10x256 ran 16-22% faster at 2 threads than in column units
                  * (C on a cache line, or 16 bytes past one). */
@@ -769,15 +770,18 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
                     }
                     j.upan = (j.upan + q - 1) / q * q;
                 }
-            } else if (threads > 1 && !j.private_b && j.npan >= 2 * PD_GEMM_B_GROUP &&
-                       n <= nc && k <= kgroup) {
+            } else if (grouped) {
                 /* Column groups (group_task): one per thread, whole packing units,
                  * each in about 4 row blocks so that a thread done with its own group
                  * takes over part of a late one. Each thread's B then stays in its
                  * own L2 instead of streaming from the shared L3: at 2 threads the
                  * plain 256x784x256, 784x256x256 and 256^3 products ran 16-34% faster
                  * than over a shared packing of B split into 2D blocks (below) in slow
-                 * spells of this shared machine, and as fast in quiet ones. */
+                 * spells of this shared machine, and as fast in quiet ones. The fused
+                 * Dense forward too (its epilogue then runs on each row of a group's
+                 * block): fused / GEMM alone at 256x784x256 and 256^3 went from 1.09-1.10
+                 * and 1.18 over full-width row blocks to 1.04 and 1.14 in quiet spells,
+                 * and at 256x784x256 from 1.20 to 1.11 in slow ones. */
                 int64_t groups = imin(imin(threads, j.npan / PD_GEMM_B_GROUP), PD_GEMM_MAX_GROUPS);
                 int64_t per = (j.npan + groups - 1) / groups;
                 j.cpan = (per + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP * PD_GEMM_B_GROUP;

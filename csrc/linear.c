@@ -29,8 +29,8 @@ enum { MASK_NONE = 0, MASK_DRAW = 1, MASK_ALL_KEPT = 2, MASK_ALL_DROPPED = 3 };
 static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
                       int64_t rows, int64_t col0, int64_t cols) {
     const linear_ctx *x = e->ctx;
-    /* A block of whole rows (what the driver gives an epilogue when threaded) is
-     * one contiguous run of y: one kernel call each, not one per row. */
+    /* A block of whole rows (full-width row blocks, or one thread) is one
+     * contiguous run of y: one kernel call, not one per row. */
     int64_t runs = rows, len = cols;
     if (cols == ldc) {
         runs = 1;
