@@ -356,13 +356,14 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
     }
 }
 
-/* Rows [mp0 * MR, mp1 * MR) of the job's C (of C^T when j->ct) from the nonzeros of
- * their rows of op(A) (j->sparse: one k chunk, one column block), then the epilogue.
- * Returns 0 when out of memory. */
+/* Rows [mp0 * MR, mp1 * MR) x column panels [np0, np1) of the job's C (of C^T when
+ * j->ct) from the nonzeros of their rows of op(A) (j->sparse: one k chunk, one column
+ * block), then the epilogue. Returns 0 when out of memory. */
 static int sparse_block(const gemm_job *j, scratch_set *mine, const float *bbuf, int64_t mp0,
-                        int64_t mp1) {
+                        int64_t mp1, int64_t np0, int64_t np1) {
     const pd_gemm_isa *g = j->g;
     const int64_t row0 = mp0 * g->mr, rows = imin(mp1 * g->mr, j->m) - row0;
+    const int64_t col0 = np0 * g->nr, cols = imin(np1 * g->nr, j->n) - col0;
     const int64_t k = j->k, nr = g->nr, nseg = (k + PD_GEMM_SPARSE_SEG - 1) / PD_GEMM_SPARSE_SEG;
     const int64_t cap = k + 8;
     float *buf = mine != NULL
@@ -377,18 +378,19 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, const float *bbuf,
                     off, val);
     pd_sparse_rows sr = {
         .rows = rows, .cap = cap, .nseg = nseg, .ends = ends, .off = off, .val = val};
-    float *c = j->c + (j->ct ? row0 : row0 * j->ldc);
+    float *c = j->c + (j->ct ? col0 * j->ldc + row0 : row0 * j->ldc + col0);
     const float *cin = c;
     int64_t ldcin = j->ldc;
     float beta = j->beta;
     if (j->ep != NULL && j->ep->bias != NULL) {
-        cin = j->ep->bias;
+        cin = j->ep->bias + col0;
         ldcin = 0;
         beta = 1.0f;
     }
-    g->sparse(&sr, bbuf, k, (int32_t)nr, j->n, c, j->ldc, cin, ldcin, j->alpha, beta, j->ct, acc);
+    g->sparse(&sr, bbuf + np0 * k * nr, k, (int32_t)nr, cols, c, j->ldc, cin, ldcin, j->alpha,
+              beta, j->ct, acc);
     if (j->ep != NULL && j->ep->after != NULL) {
-        j->ep->after(j->ep, c, j->ldc, row0, rows, 0, j->n);
+        j->ep->after(j->ep, c, j->ldc, row0, rows, col0, cols);
     }
     return 1;
 }
@@ -426,7 +428,14 @@ static void group_task(gemm_job *j, int32_t t, scratch_set *mine) {
                 packed = 1;
             }
             int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, j->mpan);
-            compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
+            if (!j->sparse) {
+                compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
+            } else if (atomic_load_explicit(&j->nonfinite, memory_order_relaxed)) {
+                return; /* the product runs again, dense (beta == 0: C is not read) */
+            } else if (!sparse_block(j, mine, bbuf, mp0, mp1, np0, np1)) {
+                atomic_store(&j->status, PD_ERR_NOMEM);
+                return;
+            }
         }
     }
 }
@@ -507,7 +516,7 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
             compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
         } else if (atomic_load_explicit(&j->nonfinite, memory_order_relaxed)) {
             return; /* (every task packed or waited for all of B first) */
-        } else if (!sparse_block(j, mine, bbuf, mp0, mp1)) {
+        } else if (!sparse_block(j, mine, bbuf, mp0, mp1, np0, np1)) {
             atomic_store(&j->status, PD_ERR_NOMEM);
             return;
         }
@@ -748,10 +757,11 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
             j.cpan = j.npan;
             j.groups = 0;
             /* Column groups (group_task) when B is large and fits one block. */
-            const int grouped = threads > 1 && !j.sparse && k > PD_GEMM_SHORT_K && !j.private_b &&
-                                j.npan >= 2 * PD_GEMM_B_GROUP && n <= nc && k <= kgroup;
+            const int grouped = threads > 1 && k > PD_GEMM_SHORT_K && !j.private_b &&
+                                j.npan >= 2 * PD_GEMM_B_GROUP && n <= nc && k <= kgroup &&
+                                (!j.sparse || beta == 0.0f);
             const int epilogue = ep != NULL && ep->after != NULL;
-            if (j.sparse || (threads > 1 && ((epilogue && !grouped) || k <= PD_GEMM_SHORT_K))) {
+            if (!grouped && (j.sparse || (threads > 1 && (epilogue || k <= PD_GEMM_SHORT_K)))) {
                 /* Full-width row blocks over a shared packing of B: an epilogue then
                  * sees whole rows of C, one contiguous run, instead of a short segment
                  * per row. About 8 per thread: each block streams all of packed B, so
@@ -762,14 +772,6 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
                  * (C on a cache line, or 16 bytes past one). */
                 int64_t units = 8 * (int64_t)threads;
                 j.upan = imin((mpan + units - 1) / units, g->mc / mr);
-                if (j.sparse) {
-                    /* whole groups of 8 rows: the builders transpose 8 x 8 blocks */
-                    int64_t q = 1;
-                    while (q * mr % 8 != 0) {
-                        q++;
-                    }
-                    j.upan = (j.upan + q - 1) / q * q;
-                }
             } else if (grouped) {
                 /* Column groups (group_task): one per thread, whole packing units,
                  * each in about 4 row blocks so that a thread done with its own group
@@ -800,6 +802,14 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
                     int64_t ncol = (want + mu - 1) / mu;
                     j.cpan = (j.npan + ncol - 1) / ncol;
                 }
+            }
+            if (j.sparse) {
+                /* whole groups of 8 rows: the builders transpose 8 x 8 blocks */
+                int64_t q = 1;
+                while (q * mr % 8 != 0) {
+                    q++;
+                }
+                j.upan = (j.upan + q - 1) / q * q;
             }
             j.mu = (mpan + j.upan - 1) / j.upan;
             j.nu = (j.npan + j.cpan - 1) / j.cpan;

@@ -127,6 +127,37 @@ def test_inf_or_nan_in_the_dense_operand_takes_the_dense_path(any_isa, restore_t
             assert np.isnan(sparse.view(F)).sum() == np.isnan(col).sum()
 
 
+@pytest.mark.parametrize("bad_col", [250, 500])
+def test_threaded_column_groups_with_inf_and_beta(any_isa, restore_threads, bad_col):
+    """Threaded, a large enough sparse product splits its columns into groups, one per
+    thread, each packing its own part of B: an Inf in one group's part must send the
+    whole product down the dense path (in the last packing unit of either group), and beta != 0
+    (C is read) keeps the product in full-width row blocks. Same bits for 1-3 threads,
+    over repeated calls (which thread takes which group varies with their timing)."""
+    rng = np.random.default_rng(16)
+    a, b = sparse_operand(rng, 128, 300, False, 0.3), operand(rng, 300, 512, False)
+    c_in = rng.standard_normal((128, 512)).astype(F)
+    bad = b.copy()
+    bad[17, bad_col] = np.inf
+    for x, y, c, beta in (
+        (a, b, None, 0.0),
+        (a, bad, None, 0.0),
+        (a, b, c_in, 0.5),
+        (a, bad, c_in, 0.5),
+    ):
+        for xx, yy, cc in ((x, y, c), (y.T, x.T, None if c is None else c.T.copy())):
+            want = both_paths(xx, yy, 1.0, beta, cc)[0]
+            for threads in (1, 2, 3):
+                pydrop.set_num_threads(threads)
+                for _ in range(1 if threads == 1 else 10):
+                    got = both_paths(xx, yy, 1.0, beta, cc)
+                    np.testing.assert_array_equal(got[0], want)
+                    np.testing.assert_array_equal(got[1], want)
+            pydrop.set_num_threads(1)
+    got = both_paths(a, bad)[1].view(F)
+    assert np.isinf(got[:, bad_col]).any() and np.isnan(got[:, bad_col]).any()
+
+
 def test_nan_in_a_propagates(any_isa):
     rng = np.random.default_rng(14)
     a, b = sparse_operand(rng, 30, 60, False, 0.3), operand(rng, 60, 40, False)
