@@ -6,18 +6,20 @@
  *      NR-wide panels) one at a time; for each k chunk pc in order a task packs
  *      op(A)[block rows, pc] into its own buffer (or, for narrow C, reads op(A) in
  *      place) and runs the micro-kernel over the block's tiles.
- * A threaded dense product whose op(B) is large but fits one block (one jc, one k
- * group) is instead split into column groups, one per thread, each packing only its
- * own group of B (group_task).
+ * A threaded product whose op(B) is large but fits one block (one jc, one k group)
+ * is instead split into column groups, one per thread, each packing only its own
+ * group of B (group_task): no thread then reads what another packed, which costs
+ * most when the threads' cores sit on different L3s.
  * Every output element is C = alpha * (sum over chunk 0) + beta * C, then
  * C = alpha * (sum over chunk c) + C for c = 1, 2, ...; the k chunks depend only on
  * k and the ISA, and each tile is computed by the same kernel whichever task owns
  * it, so results are bit-identical for any thread count. Edge tiles use the same
  * kernel with masked C loads/stores (packing already zero-padded A and B).
  * A product with one k chunk whose op(A) or op(B) is mostly zeros (after ReLU and
- * dropout) takes the sparse path (sparse_choice): tasks claim full-width row blocks,
- * list each row's nonzeros of op(A) with their offsets into packed B, and sum only
- * those terms, in the dense order; a sparse op(B) runs as C^T = op(B)^T op(A)^T.
+ * dropout) takes the sparse path (sparse_choice): tasks claim row blocks (full-width,
+ * or of their column group), list each row's nonzeros of op(A) with their offsets
+ * into packed B, and sum only those terms, in the dense order; a sparse op(B) runs as
+ * C^T = op(B)^T op(A)^T.
  */
 #include <pthread.h>
 #include <sched.h>
