@@ -50,8 +50,11 @@ def compile_args() -> tuple[list[str], list[str], list[tuple[str, str | None]]]:
     if os.environ.get("PYDROP_SIMDE") == "1":
         macros.append(("PD_SIMDE", None))
         if platform.machine().lower() in ("x86_64", "amd64"):
-            # SIMDe must not use the host's native AVX-512 (there is none to use).
-            cflags += ["-mno-avx512f", "-Wno-psabi"]
+            # SIMDe must not use the host's native AVX-512 (there is none to use), but
+            # does use AVX2 and FMA: it then runs 512-bit operations as 256-bit halves
+            # with fused multiply-adds (its portable fmadd rounds twice), so emulated
+            # kernels give the bits of the real ones. Needs an AVX2 + FMA host.
+            cflags += ["-mno-avx512f", "-mavx2", "-mfma", "-Wno-psabi"]
     return cflags, ldflags, macros
 
 

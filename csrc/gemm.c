@@ -12,8 +12,9 @@
  * most when the threads' cores sit on different L3s.
  * Every output element is C = alpha * (sum over chunk 0) + beta * C, then
  * C = alpha * (sum over chunk c) + C for c = 1, 2, ...; the k chunks depend only on
- * k and the ISA, and each tile is computed by the same kernel whichever task owns
- * it, so results are bit-identical for any thread count. Edge tiles use the same
+ * k, and each tile is computed by the same kernel whichever task owns it, so results
+ * are bit-identical for any thread count (and the SIMD rows, which sum in the same
+ * order with fused multiply-adds, agree with each other). Edge tiles use the same
  * kernel with masked C loads/stores (packing already zero-padded A and B).
  * A product with one k chunk whose op(A) or op(B) is mostly zeros (after ReLU and
  * dropout) takes the sparse path (sparse_choice): tasks claim row blocks (full-width,
@@ -210,7 +211,7 @@ static double sample_density(const float *x, int64_t rs, int64_t cs, int64_t m, 
 static int sparse_choice(int32_t mode, const pd_gemm_isa *g, const pd_gemm_epilogue *ep,
                          const float *a, int64_t rsa, int64_t csa, const float *b, int64_t rsb,
                          int64_t csb, int64_t m, int64_t n, int64_t k) {
-    if (mode == PD_SPARSE_OFF || g->sparse == NULL || k > g->kc_max) {
+    if (mode == PD_SPARSE_OFF || g->sparse == NULL || k > PD_GEMM_KC_MAX) {
         return 0;
     }
     const int auto_mode = mode == PD_SPARSE_AUTO;
@@ -716,9 +717,9 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
     j.alpha = alpha;
     j.beta = beta;
     j.ep = ep;
-    /* Balanced k chunks of at most kc_max, rounded up to 8: a function of k and the
-     * ISA only, never of the thread count. */
-    int64_t n_chunks = (k + g->kc_max - 1) / g->kc_max;
+    /* Balanced k chunks of at most PD_GEMM_KC_MAX, rounded up to 8: a function of k
+     * only, never of the ISA or the thread count. */
+    int64_t n_chunks = (k + PD_GEMM_KC_MAX - 1) / PD_GEMM_KC_MAX;
     j.kc_base = ((k + n_chunks - 1) / n_chunks + 7) & ~(int64_t)7;
 
     int64_t n_pad = (n + nr - 1) / nr * nr;

@@ -73,9 +73,13 @@ typedef void (*pd_gemm_sparse_fn)(const pd_sparse_rows *s, const float *b, int64
  * B: an Inf or NaN there must meet the zeros of A, so the product runs dense). */
 typedef int (*pd_gemm_finite_fn)(const float *x, int64_t n);
 
+/* The longest k chunk, the same on every ISA: chunks are sums of their own, so with
+ * one chunking (and one order of fused multiply-adds in each) the SIMD rows give the
+ * same bits. 320 keeps a 6 x 16 kernel's B micro-panel (20 KiB) in a 32 KiB L1. */
+#define PD_GEMM_KC_MAX 320
+
 typedef struct pd_gemm_isa {
     int32_t mr, nr; /* micro-tile */
-    int32_t kc_max; /* k block: B micro-panel (kc x nr) in L1 */
     int32_t mc;     /* m block (multiple of mr): packed A block in L2 */
     /* 0: loop B micro-panels outer (the kc x nr B panel stays in L1); > 0: loop A
      * micro-panels outer over sweeps of this many B panels (kc x nr x b_sweep in L2) */

@@ -642,7 +642,6 @@ PD_TARGET_AVX2 void pd_gemm_sparse_avx2(const pd_sparse_rows *s, const float *b,
 const pd_gemm_isa pd_gemm_avx2 = {
     .mr = AV_MR,
     .nr = AV_NR,
-    .kc_max = 320,
     .mc = 144,
     .b_sweep = 0,
     .ukr = ukr_avx2_6x16,

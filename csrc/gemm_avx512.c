@@ -202,7 +202,6 @@ PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict 
 const pd_gemm_isa pd_gemm_avx512 = {
     .mr = AX_MR,
     .nr = AX_NR,
-    .kc_max = 384,
     .mc = 144,
     .b_sweep = 10,
     .ukr = ukr_avx512_12x32,

@@ -1,6 +1,11 @@
 /* SGEMM scalar row: the portable packer and a 4x8 register-blocked micro-kernel.
- * Plain C11, builds on any architecture; the reference the SIMD rows are tested
- * against (within the k * eps32 bound, not bit-exactly: FMA rounds differently). */
+ * Plain C11, builds on any architecture. Its arithmetic is the SIMD rows', element
+ * by element: each sum starts at +0.0 and takes one fused multiply-add per term, in
+ * k order; then alpha * acc, or fmaf(alpha, acc, beta * cin). So it gives their bits,
+ * and a model trains to the same weights on every path. fmaf is one instruction
+ * where the CPU has FMA (aarch64, x86 with FMA through glibc's ifunc) and exact, but
+ * slow, software elsewhere: the price of those bits on an x86 CPU without FMA. */
+#include <math.h>
 #include <string.h>
 
 #include "gemm.h"
@@ -45,7 +50,7 @@ static void ukr_scalar_4x8(int64_t kc, const float *restrict a, int64_t rsa, int
         for (int i = 0; i < SC_MR; i++) {
             float ai = a[i * rsa + p * csa];
             for (int j = 0; j < SC_NR; j++) {
-                acc[i][j] += ai * b[j];
+                acc[i][j] = fmaf(ai, b[j], acc[i][j]);
             }
         }
     }
@@ -58,7 +63,7 @@ static void ukr_scalar_4x8(int64_t kc, const float *restrict a, int64_t rsa, int
             }
         } else {
             for (int j = 0; j < cols; j++) {
-                ci[j] = alpha * acc[i][j] + beta * cini[j];
+                ci[j] = fmaf(alpha, acc[i][j], beta * cini[j]);
             }
         }
     }
@@ -103,7 +108,8 @@ int pd_gemm_finite_ref(const float *x, int64_t n) {
 _Static_assert(PD_GEMM_SPARSE_COLS % SC_NR == 0, "sparse column blocks are whole panels");
 
 /* The sparse kernel (gemm.h) with ukr_scalar_4x8's arithmetic: each sum starts at
- * +0.0 and adds ai * b[j] in order; then alpha * acc (+ beta * cin). */
+ * +0.0 and takes fmaf(ai, b[j], acc) in order; then alpha * acc, or
+ * fmaf(alpha, acc, beta * cin). */
 static void sparse_scalar(const pd_sparse_rows *s, const float *b, int64_t kc, int32_t nr,
                           int64_t cols, float *c, int64_t ldc, const float *cin, int64_t ldcin,
                           float alpha, float beta, int32_t ct, float *acc) {
@@ -125,14 +131,14 @@ static void sparse_scalar(const pd_sparse_rows *s, const float *b, int64_t kc, i
                     const float *bp = b + (c0 + j0) / nr * kc * nr + off[t];
                     const int64_t wn = w - j0 < nr ? w - j0 : nr;
                     for (int64_t u = 0; u < wn; u++) {
-                        acc[j0 + u] += ai * bp[u];
+                        acc[j0 + u] = fmaf(ai, bp[u], acc[j0 + u]);
                     }
                 }
             }
             for (int64_t jj = 0; jj < w; jj++) {
                 float *cij = c + i * ri + (c0 + jj) * rj;
                 const float *cinij = cin + i * rin + (c0 + jj) * rjn;
-                *cij = beta == 0.0f ? alpha * acc[jj] : alpha * acc[jj] + beta * *cinij;
+                *cij = beta == 0.0f ? alpha * acc[jj] : fmaf(alpha, acc[jj], beta * *cinij);
             }
         }
     }
@@ -141,7 +147,6 @@ static void sparse_scalar(const pd_sparse_rows *s, const float *b, int64_t kc, i
 const pd_gemm_isa pd_gemm_scalar = {
     .mr = SC_MR,
     .nr = SC_NR,
-    .kc_max = 384,
     .mc = 128,
     .b_sweep = 0,
     .ukr = ukr_scalar_4x8,

@@ -43,6 +43,7 @@ _CPU_FLAGS = {
     "avx512bw": lib.PD_CPU_AVX512BW,
     "avx512vl": lib.PD_CPU_AVX512VL,
     "avx512dq": lib.PD_CPU_AVX512DQ,
+    "avx512_half": lib.PD_CPU_AVX512_HALF,  # 512-bit ops in two passes: AVX2 is the default
 }
 _U64 = 1 << 64
 _U32 = 1 << 32
