@@ -37,6 +37,11 @@ typedef enum pd_isa { PD_ISA_SCALAR = 0, PD_ISA_AVX2 = 1, PD_ISA_AVX512 = 2, PD_
 #define PD_CPU_AVX512_HALF 0x100
 
 uint32_t pd_cpu_features(void);
+/* Register-only FMA throughput of the active ISA on pd_get_num_threads() threads:
+ * runs about `flops` operations (12 independent chains of fused multiply-adds per
+ * thread, on 16, 8 or 1 floats; nothing from memory) and returns how many, or -1. The
+ * benchmark suite times it as the ceiling of its SGEMM measurements. */
+int64_t pd_fma_peak(int64_t flops);
 /* 1 if the CPU, the OS and this build can run the ISA, else 0. */
 int32_t pd_isa_supported(int32_t isa);
 /* The fastest supported ISA (the widest, but AVX2 with PD_CPU_AVX512_HALF), or the

@@ -1294,6 +1294,19 @@ def take_rows(src: np.ndarray, idx: np.ndarray, out: np.ndarray | None = None) -
     return dst
 
 
+# --- benchmark ceiling ---------------------------------------------------------
+
+
+def fma_peak(flops: int) -> int:
+    """Run about ``flops`` register-only fused multiply-add operations on the active
+    ISA and thread count (the ceiling the benchmark suite measures SGEMM against; the
+    caller times it). Returns how many ran."""
+    done = lib.pd_fma_peak(_check_int("flops", flops, 1 << 62))
+    if done < 0:
+        raise RuntimeError("fma_peak: a worker thread could not be started")
+    return int(done)
+
+
 # --- RNG access for tests and data generators --------------------------------
 
 

@@ -78,6 +78,11 @@ def _run(
     return report, md
 
 
+def _compared(report: dict) -> list[dict]:
+    """The kernel rows with peers (all but pydrop's own FMA peak loop)."""
+    return [r for r in report["kernels"] if r["group"] != "peak"]
+
+
 def _check_structure(report: dict, md: str) -> None:
     assert report["schema"] == "pydrop-bench/1"
     for key in ("machine", "config", "pydrop", "kernels", "e2e", "headline", "workers"):
@@ -120,6 +125,14 @@ def _check_structure(report: dict, md: str) -> None:
         assert row["status"] == "ok" and row["train_s"]["median"] > 0
         assert 0 <= row["final_val_acc"] <= 1 and row["peak_rss_mb"] > 0
     assert report["headline"]["dropout"] and report["headline"]["gemm"]
+    # the FMA peak: one row, GFLOP/s per ISA path, and SGEMM's fraction of it
+    (peak,) = [r for r in report["kernels"] if r["group"] == "peak"]
+    assert all(peak["results"][f"pydrop {i}"]["gflops"] > 0 for i in supported if paths[i] == "run")
+    if "avx2" in supported:
+        (frac,) = report["headline"]["peak"]
+        assert frac["isa"] == "avx2" and frac["threads"] == 1
+        assert 0 < frac["fraction"] < 1.1  # SGEMM cannot beat the FMA units
+        assert "SGEMM 256x784x256 on the avx2 path / its register-only FMA peak" in md
     assert "| op | size | thr |" in md
     assert "## Summary against the project's goals" in md
 
@@ -129,7 +142,7 @@ def test_quick_bench_with_torch(tmp_path: Path) -> None:
     report, md = _run(tmp_path, [])
     _check_structure(report, md)
     assert report["torch"] == "run"
-    for row in report["kernels"]:
+    for row in _compared(report):
         assert row["results"]["torch"]["status"] == "ok"
     assert {r["lib"] for r in report["e2e"]} == {"pydrop", "numpy", "torch"}
     assert all(e["vs_torch"] for e in report["headline"]["dropout"])
@@ -150,7 +163,7 @@ def test_quick_bench_without_torch(tmp_path: Path) -> None:
     )
     assert rendered.read_text() == md
     assert report["torch"] == "not installed"
-    for row in report["kernels"]:
+    for row in _compared(report):
         assert row["results"]["torch"] == {"status": "not installed"}
         assert row["speedup"]["torch"] is None
     torch_rows = [r for r in report["e2e"] if r["lib"] == "torch"]
@@ -235,7 +248,8 @@ def test_kernel_runs_take_turns_repeat_by_repeat(tmp_path: Path) -> None:
         starts = [
             cell["repeats_started"] for cell in row["results"].values() if cell["status"] == "ok"
         ]
-        assert len(starts) >= len(names) and all(len(s) >= 1 for s in starts)
+        libs = len(isas) if row["group"] == "peak" else len(names)  # (pydrop's own loop)
+        assert len(starts) >= libs and all(len(s) >= 1 for s in starts)
         for r in range(min(len(s) for s in starts) - 1):
             assert max(s[r] for s in starts) < min(s[r + 1] for s in starts), row["case"]
 

@@ -82,3 +82,19 @@ def test_info_fields():
     assert "scalar" in info["supported_isas"]
     assert isinstance(info["cpu_features"], list)
     assert info["num_threads"] == pydrop.get_num_threads()
+
+
+def test_fma_peak_runs_whole_rounds_on_each_path(isa, restore_threads):
+    # the benchmark's SGEMM ceiling: 12 chains of FMAs on 1, 8 or 16 floats per thread
+    from pydrop._ops import fma_peak
+
+    lanes = {"scalar": 1, "avx2": 8, "avx512": 16}[isa]
+    for threads in (1, 2):
+        pydrop.set_num_threads(threads)
+        per_round = 2 * 12 * lanes * threads
+        assert fma_peak(10**6) == 10**6 // per_round * per_round
+    assert fma_peak(0) == 0
+    with pytest.raises(ValueError, match="flops"):
+        fma_peak(-1)
+    with pytest.raises(TypeError, match="flops"):
+        fma_peak(1.5)

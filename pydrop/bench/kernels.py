@@ -9,6 +9,9 @@ A case is a plain dict (it travels to the worker processes as JSON):
   computes ``C (m x n) = op(A) (m x k) @ op(B) (k x n)``; a transposed operand is a
   transposed view of a C-contiguous array, as in training (Xᵀ·dY, dY·Wᵀ).
 * ``{"group": "linear", "op": "forward", "m", "k", "n", "p"}``: Dense + ReLU + dropout.
+* ``{"group": "peak", "op": "FMA peak", "flop": n}``: pydrop's register-only FMA loop
+  (``pd_fma_peak``) per ISA path and thread count, the ceiling of the SGEMM numbers;
+  the other libraries have no such case.
 * ``{"group": "sparse", ...}``: a matmul case plus ``"density_a"`` / ``"density_b"``, the
   fraction of each operand left nonzero, as in training: ReLU then dropout p = 0.5
   leave about a third of a hidden layer (and of its gradient) nonzero, and about half
@@ -38,6 +41,9 @@ PS_FULL = (0.1, 0.5)
 PS_QUICK = (0.5,)
 
 BATCH = 256
+# Operations per call of the FMA peak loop: whole rounds of 12 chains of 16-float FMAs
+# on 1 or 2 threads (about 1 ms at 100 GFLOP/s).
+PEAK_FLOP = 384 * 2**18
 LAYERS = (784, 256, 256, 10)
 
 
@@ -92,6 +98,7 @@ def kernel_cases(quick: bool) -> list[Case]:
         cases.append(_mm("1024³", 1024, 1024, 1024, 0, 0))
     for m, k, n in ((BATCH, 784, 256),) if quick else ((BATCH, 784, 256), (BATCH, 256, 256)):
         cases.append({"group": "linear", "op": "forward", "m": m, "k": k, "n": n, "p": 0.5})
+    cases.append({"group": "peak", "op": "FMA peak", "flop": PEAK_FLOP})
     return cases
 
 
@@ -103,6 +110,8 @@ def case_label(case: Case) -> str:
         if "p" in case:
             label += f" p={case['p']}"
         return label
+    if case["group"] == "peak":
+        return "registers only"
     label = f"{case['m']}x{case['k']}x{case['n']}"
     if case["group"] == "linear":
         label += f" p={case['p']}"
@@ -110,6 +119,8 @@ def case_label(case: Case) -> str:
 
 
 def flops(case: Case) -> float | None:
+    if case["group"] == "peak":
+        return float(case["flop"])
     if case["group"] in ("matmul", "sparse", "linear"):
         return 2.0 * case["m"] * case["k"] * case["n"]
     return None
@@ -137,6 +148,8 @@ def numpy_impls(case: Case) -> list[Impl]:
 
     rng = np.random.default_rng(1)
     g = case["group"]
+    if g == "peak":
+        return []  # pydrop's own loop: nothing to compare
     if g == "dropout":
         shape, p = tuple(case["shape"]), case["p"]
         x, dy = _rand(rng, shape), _rand(rng, shape)
@@ -200,6 +213,8 @@ def torch_impls(case: Case) -> list[Impl]:
     rng = np.random.default_rng(1)
     g = case["group"]
     aten = torch.ops.aten
+    if g == "peak":
+        return []
     if g == "dropout":
         shape, p = tuple(case["shape"]), case["p"]
         x, dy = torch.from_numpy(_rand(rng, shape)), torch.from_numpy(_rand(rng, shape))
@@ -236,9 +251,13 @@ def torch_impls(case: Case) -> list[Impl]:
 
 def pydrop_impls(case: Case) -> list[Impl]:
     import pydrop
+    from pydrop._ops import fma_peak
 
     rng = np.random.default_rng(1)
     g = case["group"]
+    if g == "peak":
+        flop = case["flop"]
+        return [("pydrop", lambda: fma_peak(flop))]
     if g == "dropout":
         shape, p = tuple(case["shape"]), case["p"]
         x, dy = _rand(rng, shape), _rand(rng, shape)

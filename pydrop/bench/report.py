@@ -18,6 +18,7 @@ PEERS = {
     "matmul": ("numpy", "torch"),
     "sparse": ("pydrop dense", "numpy", "torch"),
     "linear": ("pydrop unfused", "pydrop GEMM only", "numpy", "torch"),
+    "peak": (),
 }
 TITLES = {
     "dropout": "Dropout",
@@ -25,6 +26,7 @@ TITLES = {
     "matmul": "Matmul (SGEMM)",
     "sparse": "Matmul on training operands (the zeros of ReLU and dropout)",
     "linear": "Fused linear (Dense + ReLU + dropout)",
+    "peak": "Register-only FMA peak (12 chains per thread; scalar: a multiply and an add)",
 }
 
 
@@ -63,7 +65,7 @@ def _kernel_rows(
             if k not in rows:
                 params = {
                     a: rec[a]
-                    for a in ("shape", "p", "m", "k", "n", "trans_a", "trans_b")
+                    for a in ("shape", "p", "m", "k", "n", "trans_a", "trans_b", "flop")
                     if a in rec
                 }
                 rows[k] = {
@@ -247,6 +249,28 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
         if cells and _ok(cells[0]):
             entry["gflops_256x784x256"] = cells[0].get("gflops")
         h["gemm"].append(entry)
+    h["peak"] = []
+    for n in threads:
+        rows = {
+            r["group"]: r
+            for r in report["kernels"]
+            if r["threads"] == n
+            and (r["group"], r["op"]) in (("matmul", "L1 X·W"), ("peak", "FMA peak"))
+        }
+        for path in ("avx2", "avx512"):
+            gemm, peak = (
+                rows.get(g, {}).get("results", {}).get(f"pydrop {path}") for g in ("matmul", "peak")
+            )
+            if _ok(gemm) and _ok(peak):
+                h["peak"].append(
+                    {
+                        "threads": n,
+                        "isa": path,
+                        "gemm_gflops": gemm["gflops"],
+                        "peak_gflops": peak["gflops"],
+                        "fraction": gemm["gflops"] / peak["gflops"],
+                    }
+                )
     h["linear"] = []
     for row in report["kernels"]:
         if row["group"] != "linear" or row["reference"] != f"pydrop {isa}":
@@ -304,7 +328,7 @@ def _cell(cell: dict[str, Any] | None, group: str) -> str:
         return "–"
     if not _ok(cell):
         return str(cell.get("status", "–"))
-    if group in ("matmul", "sparse"):
+    if group in ("matmul", "sparse", "peak"):
         return f"{cell['gflops']:.1f}"
     return _fmt_time(cell["median"])
 
@@ -399,6 +423,7 @@ def to_markdown(report: dict[str, Any]) -> str:
         L.append("")
         unit = {
             "matmul": "GFLOP/s (higher is better)",
+            "peak": "GFLOP/s",
             "sparse": "GFLOP/s of the dense product, 2mnk / time (higher is better)",
         }.get(group, "time per call, median")
         L.append(f"## {TITLES[group]}: {unit}")
@@ -460,6 +485,7 @@ GOALS = {
     "gemm_openblas": 1.0,
     "epoch_numpy": 3.0,
     "epoch_torch": 4.0,
+    "gemm_peak": 0.75,  # issue "GEMM at the roofline": of the AVX-512 FMA peak, 1 thread
 }
 
 
@@ -511,6 +537,18 @@ def summary_table(report: dict[str, Any]) -> list[str]:
                     g["isa"],
                     txt,
                     f"≥ {goal:g}×",
+                )
+            )
+    for p in h.get("peak", []):
+        if p["threads"] == 1:
+            rows.append(
+                (
+                    f"SGEMM 256x784x256 on the {p['isa']} path / its register-only FMA peak",
+                    "1",
+                    p["isa"],
+                    f"{p['fraction']:.0%} "
+                    f"({p['gemm_gflops']:.0f} of {p['peak_gflops']:.0f} GFLOP/s)",
+                    f"≥ {GOALS['gemm_peak']:.0%}",
                 )
             )
     for e in h["epoch"]:
