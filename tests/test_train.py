@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from idx_files import real_data_root, write_fake_dataset
+from test_matmul import same_bits_on_every_isa
 
 import pydrop
 from pydrop.checkpoint import _digest, load_checkpoint, load_model, save_checkpoint
@@ -116,18 +117,12 @@ def test_same_seed_same_weights_with_1_and_2_threads(cls, fake, threads):
 def test_same_seed_same_weights_on_every_isa_path(cls, fake, threads):
     """Masks are a function of the counters and every SGEMM path sums in one order
     with fused multiply-adds, so a model trains to the same bits on each path."""
-    isas = pydrop.supported_isas()
-    if len(isas) < 2:
-        pytest.skip(f"one ISA path here ({isas})")
-    runs = {}
-    for isa in isas:
-        with pydrop.use_isa(isa):
-            runs[isa] = _run(cls, fake, 2, threads, epochs=2)
-    w0, h0 = runs[isas[0]]
-    for isa in isas[1:]:
-        w, h = runs[isa]
-        _assert_same_state(w0, w)
-        assert h.train_loss == h0.train_loss and h.val_loss == h0.val_loss, isa
+
+    def train():
+        w, h = _run(cls, fake, 2, threads, epochs=2)
+        return [*w.values(), np.array(h.train_loss), np.array(h.val_loss)]
+
+    same_bits_on_every_isa(train)
 
 
 # -- checkpoints ---------------------------------------------------------------------
