@@ -362,7 +362,7 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
 /* Rows [mp0 * MR, mp1 * MR) x column panels [np0, np1) of the job's C (of C^T when
  * j->ct) from the nonzeros of their rows of op(A) (j->sparse: one k chunk, one column
  * block), then the epilogue. Returns 0 when out of memory. */
-static int sparse_block(const gemm_job *j, scratch_set *mine, const float *bbuf, int64_t mp0,
+static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64_t mp0,
                         int64_t mp1, int64_t np0, int64_t np1) {
     const pd_gemm_isa *g = j->g;
     const int64_t row0 = mp0 * g->mr, rows = imin(mp1 * g->mr, j->m) - row0;
@@ -390,10 +390,31 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, const float *bbuf,
         ldcin = 0;
         beta = 1.0f;
     }
-    g->sparse(&sr, bbuf + np0 * k * nr, k, (int32_t)nr, cols, c, j->ldc, cin, ldcin, j->alpha,
-              beta, j->ct, acc);
+    g->sparse(&sr, bpanel(j, bbuf, j->p0, k, np0), k, (int32_t)nr, cols, c, j->ldc, cin, ldcin,
+              j->alpha, beta, j->ct, acc);
     if (j->ep != NULL && j->ep->after != NULL) {
         j->ep->after(j->ep, c, j->ldc, row0, rows, col0, cols);
+    }
+    return 1;
+}
+
+/* One claimed block, dense or sparse. Returns 0 when the task must stop: a sparse
+ * product met an Inf or NaN in packed B (it then runs again, dense; every task
+ * packed, or waited for, its part of B first, and a threaded sparse product in
+ * column groups has beta == 0, so a partly written C is not read), or out of memory
+ * (status set). */
+static int run_block(gemm_job *j, scratch_set *mine, float *abuf, float *bbuf, int64_t mp0,
+                     int64_t mp1, int64_t np0, int64_t np1) {
+    if (!j->sparse) {
+        compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
+        return 1;
+    }
+    if (atomic_load_explicit(&j->nonfinite, memory_order_relaxed)) {
+        return 0;
+    }
+    if (!sparse_block(j, mine, bbuf, mp0, mp1, np0, np1)) {
+        atomic_store(&j->status, PD_ERR_NOMEM);
+        return 0;
     }
     return 1;
 }
@@ -431,12 +452,7 @@ static void group_task(gemm_job *j, int32_t t, scratch_set *mine) {
                 packed = 1;
             }
             int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, j->mpan);
-            if (!j->sparse) {
-                compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
-            } else if (atomic_load_explicit(&j->nonfinite, memory_order_relaxed)) {
-                return; /* the product runs again, dense (beta == 0: C is not read) */
-            } else if (!sparse_block(j, mine, bbuf, mp0, mp1, np0, np1)) {
-                atomic_store(&j->status, PD_ERR_NOMEM);
+            if (!run_block(j, mine, abuf, bbuf, mp0, mp1, np0, np1)) {
                 return;
             }
         }
@@ -515,12 +531,7 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
         int64_t ur = u % j->mu, uc = u / j->mu;
         int64_t mp0 = ur * j->upan, mp1 = imin(mp0 + j->upan, j->mpan);
         int64_t np0 = uc * j->cpan, np1 = imin(np0 + j->cpan, j->npan);
-        if (!j->sparse) {
-            compute_block(j, abuf, bbuf, mp0, mp1, np0, np1);
-        } else if (atomic_load_explicit(&j->nonfinite, memory_order_relaxed)) {
-            return; /* (every task packed or waited for all of B first) */
-        } else if (!sparse_block(j, mine, bbuf, mp0, mp1, np0, np1)) {
-            atomic_store(&j->status, PD_ERR_NOMEM);
+        if (!run_block(j, mine, abuf, bbuf, mp0, mp1, np0, np1)) {
             return;
         }
     }
