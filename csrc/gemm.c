@@ -21,6 +21,9 @@
  * or of their column group), list each row's nonzeros of op(A) with their offsets
  * into packed B, and sum only those terms, in the dense order; a sparse op(B) runs as
  * C^T = op(B)^T op(A)^T.
+ * C with fewer columns than NR takes the narrow path (narrow_block): a kernel
+ * vectorized down the rows of C, which reads op(B), and op(A) when its rows are
+ * adjacent, in place.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -165,6 +168,7 @@ typedef struct gemm_job {
      * product then runs again, dense) */
     int sparse;
     int ct; /* the job computes C^T: its element (i, j) is c[j * ldc + i] */
+    int narrow; /* the narrow path (narrow_block): mpan NMR-row panels in blocks of upan */
     _Atomic int32_t nonfinite;
 } gemm_job;
 
@@ -291,6 +295,19 @@ static inline void run_tile(const gemm_job *j, const float *abuf, float *bbuf, i
     }
 }
 
+/* The beta of k chunk pc, and the bias row it adds to instead of C (else NULL). */
+static float chunk_beta(const gemm_job *j, int64_t pc, const float **bias) {
+    *bias = NULL;
+    if (pc > 0) {
+        return 1.0f;
+    }
+    if (j->ep != NULL && j->ep->bias != NULL) {
+        *bias = j->ep->bias;
+        return 1.0f;
+    }
+    return j->beta;
+}
+
 /* Output rows panels [mp0, mp1) x column panels [np0, np1) of this block, every k
  * chunk in order (so each element's sum order is fixed). */
 static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, int64_t mp1,
@@ -303,12 +320,8 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
     float *cblk = j->c + row0 * j->ldc + col0;
     for (int64_t pc = j->p0; pc < j->p1; pc += j->kc_base) {
         int64_t kc = imin(j->kc_base, j->p1 - pc);
-        float beta = pc == 0 ? j->beta : 1.0f;
-        const float *bias = NULL;
-        if (pc == 0 && j->ep != NULL && j->ep->bias != NULL) {
-            bias = j->ep->bias;
-            beta = 1.0f;
-        }
+        const float *bias;
+        float beta = chunk_beta(j, pc, &bias);
         const float *a0 = j->a + row0 * j->rsa + pc * j->csa;
         const float *ablk = abuf; /* packed A of this block, row panel rbase first */
         int64_t rbase = mp0;
@@ -398,6 +411,45 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64
     return 1;
 }
 
+/* Narrow path: rows [mp0 * NMR, mp1 * NMR) of C, all its columns (in about equal
+ * parts of at most NNR), every k chunk in order, then the epilogue. Each NMR-row
+ * panel of op(A) is packed, right before its parts run, into NMR adjacent floats
+ * per k step: the parts then read it from L1. (Read in place, an op(A) with
+ * adjacent rows fetched a cache line from L2 per k step and part: a power-of-two
+ * lda maps the panel onto a few L1 sets.) op(B) is read in place: the kernel
+ * broadcasts its elements. */
+static void narrow_block(const gemm_job *j, float *abuf, int64_t mp0, int64_t mp1) {
+    const pd_gemm_isa *g = j->g;
+    const int64_t nmr = g->nmr, row0 = mp0 * nmr, rows = imin(mp1 * nmr, j->m) - row0;
+    const int64_t parts = (j->n + g->nnr - 1) / g->nnr;
+    for (int64_t pc = 0; pc < j->k; pc += j->kc_base) {
+        const int64_t kc = imin(j->kc_base, j->k - pc);
+        const float *bias;
+        const float beta = chunk_beta(j, pc, &bias);
+        for (int64_t i = 0; i < rows; i += nmr) {
+            const int64_t nrow = imin(nmr, rows - i);
+            const float *ap = j->a + (row0 + i) * j->rsa + pc * j->csa;
+            int64_t csa = j->csa;
+            if (j->rsa != 1 || nrow < nmr) {
+                g->pack(ap, j->rsa, j->csa, nrow, kc, (int32_t)nmr, abuf);
+                ap = abuf;
+                csa = nmr;
+            }
+            float *ci = j->c + (row0 + i) * j->ldc;
+            for (int64_t q = 0; q < parts; q++) {
+                const int64_t col = q * j->n / parts, cols = (q + 1) * j->n / parts - col;
+                g->narrow(kc, ap, csa, j->b + pc * j->rsb + col * j->csb, j->rsb, j->csb,
+                          ci + col, j->ldc, bias != NULL ? bias + col : ci + col,
+                          bias != NULL ? 0 : j->ldc, j->alpha, beta, (int32_t)nrow,
+                          (int32_t)cols);
+            }
+        }
+    }
+    if (j->ep != NULL && j->ep->after != NULL) {
+        j->ep->after(j->ep, j->c + row0 * j->ldc, j->ldc, row0, rows, 0, j->n);
+    }
+}
+
 /* One claimed block, dense or sparse. Returns 0 when the task must stop: a sparse
  * product met an Inf or NaN in packed B (it then runs again, dense; every task
  * packed, or waited for, its part of B first, and a threaded sparse product in
@@ -465,6 +517,18 @@ static void gemm_task(void *ctx, int32_t t, int32_t n_tasks) {
     scratch_set *mine = scratch_mine();
     if (j->groups > 0) {
         group_task(j, t, mine);
+        return;
+    }
+    if (j->narrow) {
+        float *abuf = mine != NULL ? scratch_get(&mine->a, j->g->nmr * j->kc_base) : NULL;
+        if (abuf == NULL) {
+            atomic_store(&j->status, PD_ERR_NOMEM);
+            return;
+        }
+        for (int64_t u;
+             (u = atomic_fetch_add_explicit(&j->next_tile, 1, memory_order_relaxed)) < j->mu;) {
+            narrow_block(j, abuf, u * j->upan, imin((u + 1) * j->upan, j->mpan));
+        }
         return;
     }
 
@@ -566,6 +630,9 @@ static size_t span_c(const pd_sgemm_args *g) {
     return g->m > 0 && g->n > 0 ? pd_span_bytes(g->m, g->n, g->ldc) : 0;
 }
 
+/* Whether p is not a float's address (a view at an odd byte offset). */
+static int misaligned(const float *p) { return (uintptr_t)p % _Alignof(float) != 0; }
+
 /* pd_sgemm's argument checks. */
 static pd_status sgemm_check(const pd_sgemm_args *g) {
     if ((g->trans_a != 0 && g->trans_a != 1) || (g->trans_b != 0 && g->trans_b != 1)) {
@@ -580,6 +647,9 @@ static pd_status sgemm_check(const pd_sgemm_args *g) {
     }
     if ((g->a == NULL && g->m > 0 && g->k > 0) || (g->b == NULL && g->k > 0 && g->n > 0) ||
         (g->c == NULL && g->m > 0 && g->n > 0)) {
+        return PD_ERR_ARG;
+    }
+    if (misaligned(g->a) || misaligned(g->b) || misaligned(g->c)) {
         return PD_ERR_ARG;
     }
     /* The spans each operand's rows and leading dimension cover: no real array is
@@ -679,6 +749,20 @@ pd_status pd_sgemm_pair(const pd_sgemm_args *a0, const pd_sgemm_args *a1) {
     return st != PD_OK ? st : p.st[0] != PD_OK ? p.st[0] : p.st[1];
 }
 
+/* Run the job's current block on up to threads tasks (resets the tile claims). */
+static pd_status run_job(gemm_job *j, int32_t threads) {
+    atomic_store(&j->next_tile, 0);
+    atomic_store(&j->status, PD_OK);
+    pd_status st = pd_parallel(threads, gemm_task, j);
+    if (st == PD_ERR_THREAD) {
+        /* no worker could start (nothing ran): same result on this thread */
+        gemm_task(j, 0, 1);
+    } else if (st != PD_OK) {
+        return st;
+    }
+    return (pd_status)atomic_load(&j->status);
+}
+
 /* pd_gemm_run in one sparse mode. */
 static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
                           float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
@@ -733,6 +817,23 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
     int64_t n_chunks = (k + PD_GEMM_KC_MAX - 1) / PD_GEMM_KC_MAX;
     j.kc_base = ((k + n_chunks - 1) / n_chunks + 7) & ~(int64_t)7;
 
+    int32_t threads = max_threads;
+    double by_work = gemm_flops(m, n, k) / (double)PD_GEMM_FLOPS_PER_TASK;
+    if (by_work < (double)threads) {
+        threads = by_work < 1.0 ? 1 : (int32_t)by_work;
+    }
+    if (!j.sparse && g->narrow != NULL && n < nr && m >= g->nmr) {
+        /* Fewer columns than NR: NR-wide tiles would leave NR - n lanes of each
+         * vector idle, the narrow kernel none (256x256x10 on AVX2: 10 of 16). Row
+         * blocks, about 4 per thread. */
+        j.narrow = 1;
+        j.mpan = (m + g->nmr - 1) / g->nmr;
+        j.upan = imin((j.mpan + 4 * threads - 1) / (4 * threads),
+                      g->mc / g->nmr > 1 ? g->mc / g->nmr : 1);
+        j.mu = (j.mpan + j.upan - 1) / j.upan;
+        return run_job(&j, threads);
+    }
+
     int64_t n_pad = (n + nr - 1) / nr * nr;
     /* With at most DIRECT_NPAN column panels each A panel would be used once or twice,
      * so packing it costs more than it saves: the kernel reads op(A) in place. A
@@ -751,11 +852,6 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
         return PD_ERR_NOMEM;
     }
 
-    int32_t threads = max_threads;
-    double by_work = gemm_flops(m, n, k) / (double)PD_GEMM_FLOPS_PER_TASK;
-    if (by_work < (double)threads) {
-        threads = by_work < 1.0 ? 1 : (int32_t)by_work;
-    }
 
     for (int64_t j0 = 0; j0 < n; j0 += nc) {
         for (int64_t p0 = 0; p0 < k; p0 += kgroup) {
@@ -827,7 +923,6 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
             }
             j.mu = (mpan + j.upan - 1) / j.upan;
             j.nu = (j.npan + j.cpan - 1) / j.cpan;
-            atomic_store(&j.next_tile, 0);
             int64_t chunks = (j.p1 - p0 + j.kc_base - 1) / j.kc_base;
             j.nb_units = chunks * ((j.npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP);
             j.n_units = j.nb_units;
@@ -846,15 +941,7 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
             atomic_store(&j.next_unit, 0);
             atomic_store(&j.done_units, 0);
             atomic_store(&j.nonfinite, 0);
-            atomic_store(&j.status, PD_OK);
-            pd_status st = pd_parallel(threads, gemm_task, &j);
-            if (st == PD_ERR_THREAD) {
-                /* no worker could start (nothing ran): same result on this thread */
-                gemm_task(&j, 0, 1);
-            } else if (st != PD_OK) {
-                return st;
-            }
-            st = (pd_status)atomic_load(&j.status);
+            pd_status st = run_job(&j, threads);
             if (st != PD_OK) {
                 return st;
             }

@@ -27,6 +27,18 @@ typedef void (*pd_gemm_ukr_fn)(int64_t kc, const float *a, int64_t rsa, int64_t 
                                int64_t ldcin, float alpha, float beta, int32_t rows,
                                int32_t cols);
 
+/* The narrow kernel, for C with fewer columns than NR (gemm.c's narrow path): the
+ * micro-kernel's arithmetic, vectorized down the rows instead of along them.
+ * c[i * ldc + j] = alpha * sum_p a[i + p * csa] * b[p * rsb + j * csb] + beta *
+ * cin[i * ldcin + j] for i < rows (<= NMR), j < cols (<= NNR), summing p = 0..kc-1 in
+ * order with one fused multiply-add per term from +0.0, then alpha * acc, or
+ * fma(alpha, acc, beta * cin): the bits of ukr. a holds all NMR rows of each k step
+ * (rows or not); beta == 0 never reads cin. Requires kc >= 1. */
+typedef void (*pd_gemm_narrow_fn)(int64_t kc, const float *a, int64_t csa, const float *b,
+                                  int64_t rsb, int64_t csb, float *c, int64_t ldc,
+                                  const float *cin, int64_t ldcin, float alpha, float beta,
+                                  int32_t rows, int32_t cols);
+
 /* Pack rows [0, mc) and columns [0, kc) of the matrix X(i, p) = x[i * rs + p * cs]
  * into ceil(mc / mr) panels of mr x kc (layout above), zero-filling rows >= mc.
  * Packing B uses the same routine on B's transpose: X(j, p) = op(B)(p, j), mr = NR. */
@@ -89,6 +101,8 @@ typedef struct pd_gemm_isa {
     pd_gemm_sparse_fn sparse;
     pd_gemm_sparse_build_fn sparse_build;
     pd_gemm_finite_fn finite;
+    int32_t nmr, nnr;          /* the narrow kernel's most rows and columns */
+    pd_gemm_narrow_fn narrow; /* NULL: narrow C takes the micro-kernel */
 } pd_gemm_isa;
 
 /* The portable packer (any mr); also the scalar row's. */
@@ -109,6 +123,12 @@ int pd_gemm_finite_avx2(const float *x, int64_t n);
 void pd_gemm_sparse_build_avx2(const float *a, int64_t rsa, int64_t csa, int64_t rows, int64_t k,
                                int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, int32_t *off,
                                float *val);
+/* The narrow kernels' stores: t holds the sums, column j at t + j * nmr (nmr a
+ * multiple of 8, t 32-byte aligned); C(i, j) = alpha * t + beta * cin as the
+ * micro-kernels compute it, for i < rows, j < cols. */
+void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *c, int64_t ldc,
+                             const float *cin, int64_t ldcin, float alpha, float beta,
+                             int32_t rows, int32_t cols);
 void pd_gemm_sparse_avx2(const pd_sparse_rows *s, const float *b, int64_t kc, int32_t nr,
                          int64_t cols, float *c, int64_t ldc, const float *cin, int64_t ldcin,
                          float alpha, float beta, int32_t ct, float *acc);
@@ -146,5 +166,6 @@ void pd_sgemm_spans(const pd_sgemm_args *g, size_t *a, size_t *b, size_t *c);
 /* Largest micro-tile of any row (sizes the edge scratch tile). */
 #define PD_GEMM_MAX_MR 16
 #define PD_GEMM_MAX_NR 32
+#define PD_GEMM_MAX_NMR 32
 
 #endif

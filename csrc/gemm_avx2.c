@@ -1,5 +1,5 @@
 /* SGEMM AVX2+FMA row: a 6x16 micro-kernel (12 ymm accumulators, 2 B loads and 6
- * broadcasts per k step, 12 FMAs) and a transposing packer. */
+ * broadcasts per k step, 12 FMAs), a 16-row narrow kernel and a transposing packer. */
 #include <math.h>
 
 #include "gemm.h"
@@ -10,6 +10,10 @@
 
 #define AV_MR 6
 #define AV_NR 16
+#define AV_NMR 16 /* the narrow kernel's rows and most columns */
+#define AV_NNR 6
+
+
 
 /* Store lanes [0, count) of v (count <= 8) to dst, touching nothing else. */
 PD_TARGET_AVX2 static inline void store_lanes(float *dst, __m256 v, int64_t count) {
@@ -639,6 +643,113 @@ PD_TARGET_AVX2 void pd_gemm_sparse_avx2(const pd_sparse_rows *s, const float *b,
     }
 }
 
+/* Column jj of the narrow kernel's step, when the kernel has that column (nc is a
+ * constant once inlined, so the test folds away). Named accumulators, not arrays:
+ * gcc kept an array in registers but also stored it to the stack on every step. */
+#define AV_NARROW_COL(jj)                                                          \
+    if (nc > (jj)) {                                                               \
+        const __m256 bj = _mm256_broadcast_ss(b + (jj) * csb);                     \
+        l##jj = _mm256_fmadd_ps(a0, bj, l##jj);                                    \
+        h##jj = _mm256_fmadd_ps(a1, bj, h##jj);                                    \
+    }
+#define AV_NARROW_OUT(jj)                                                          \
+    if (nc > (jj)) {                                                               \
+        _mm256_store_ps(t + (jj) * AV_NMR, l##jj);                                 \
+        _mm256_store_ps(t + (jj) * AV_NMR + 8, h##jj);                             \
+    }
+
+/* The narrow kernel's sums for nc columns: two vectors down the 16 rows times nc
+ * broadcasts of B per k step, 2 * nc accumulators (at most 12, plus 2 loads and a
+ * broadcast: 15 of 16 ymm). Column j leaves at t + j * 16. */
+PD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+narrow_sums(int nc, int64_t kc, const float *restrict a, int64_t csa, const float *restrict b,
+            int64_t rsb, int64_t csb, float *t) {
+    __m256 l0 = _mm256_setzero_ps(), l1 = l0, l2 = l0, l3 = l0, l4 = l0, l5 = l0;
+    __m256 h0 = l0, h1 = l0, h2 = l0, h3 = l0, h4 = l0, h5 = l0;
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; p++, a += csa, b += rsb) {
+        const __m256 a0 = _mm256_loadu_ps(a), a1 = _mm256_loadu_ps(a + 8);
+        AV_NARROW_COL(0)
+        AV_NARROW_COL(1)
+        AV_NARROW_COL(2)
+        AV_NARROW_COL(3)
+        AV_NARROW_COL(4)
+        AV_NARROW_COL(5)
+    }
+    AV_NARROW_OUT(0)
+    AV_NARROW_OUT(1)
+    AV_NARROW_OUT(2)
+    AV_NARROW_OUT(3)
+    AV_NARROW_OUT(4)
+    AV_NARROW_OUT(5)
+}
+
+PD_TARGET_AVX2 void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *c, int64_t ldc,
+                                            const float *cin, int64_t ldcin, float alpha,
+                                            float beta, int32_t rows, int32_t cols) {
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    /* 8 x 8 blocks: columns of t in, transposed to rows of C */
+    for (int32_t j0 = 0; j0 < cols; j0 += 8) {
+        const int32_t w = cols - j0 < 8 ? cols - j0 : 8;
+        const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(w), iota);
+        for (int32_t i0 = 0; i0 < rows; i0 += 8) {
+            const int32_t h = rows - i0 < 8 ? rows - i0 : 8;
+            __m256 v[8], in[8];
+            for (int q = 0; q < 8; q++) {
+                v[q] = q < w ? _mm256_load_ps(t + (j0 + q) * nmr + i0) : _mm256_setzero_ps();
+            }
+            if (beta == 0.0f) {
+                for (int q = 0; q < 8; q++) {
+                    v[q] = _mm256_mul_ps(va, v[q]);
+                }
+            } else {
+                /* cin's rows, transposed to columns like t's */
+                for (int q = 0; q < 8; q++) {
+                    in[q] = q < h ? _mm256_maskload_ps(cin + (i0 + q) * ldcin + j0, lanes)
+                                  : _mm256_setzero_ps();
+                }
+                transpose8(in);
+                for (int q = 0; q < 8; q++) {
+                    v[q] = _mm256_fmadd_ps(va, v[q], _mm256_mul_ps(vb, in[q]));
+                }
+            }
+            transpose8(v);
+            for (int q = 0; q < h; q++) {
+                store_lanes(c + (i0 + q) * ldc + j0, v[q], w);
+            }
+        }
+    }
+}
+
+PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, const float *b,
+                                       int64_t rsb, int64_t csb, float *c, int64_t ldc,
+                                       const float *cin, int64_t ldcin, float alpha, float beta,
+                                       int32_t rows, int32_t cols) {
+    _Alignas(64) float t[AV_NMR * AV_NNR];
+    switch (cols) {
+    case 1:
+        narrow_sums(1, kc, a, csa, b, rsb, csb, t);
+        break;
+    case 2:
+        narrow_sums(2, kc, a, csa, b, rsb, csb, t);
+        break;
+    case 3:
+        narrow_sums(3, kc, a, csa, b, rsb, csb, t);
+        break;
+    case 4:
+        narrow_sums(4, kc, a, csa, b, rsb, csb, t);
+        break;
+    case 5:
+        narrow_sums(5, kc, a, csa, b, rsb, csb, t);
+        break;
+    default:
+        narrow_sums(AV_NNR, kc, a, csa, b, rsb, csb, t);
+        break;
+    }
+    pd_gemm_narrow_out_avx2(t, AV_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);
+}
+
 const pd_gemm_isa pd_gemm_avx2 = {
     .mr = AV_MR,
     .nr = AV_NR,
@@ -649,6 +760,9 @@ const pd_gemm_isa pd_gemm_avx2 = {
     .sparse = pd_gemm_sparse_avx2,
     .sparse_build = pd_gemm_sparse_build_avx2,
     .finite = pd_gemm_finite_avx2,
+    .nmr = AV_NMR,
+    .nnr = AV_NNR,
+    .narrow = narrow_avx2,
 };
 
 #endif

@@ -1,6 +1,7 @@
 /* SGEMM AVX-512 row: a 12x32 micro-kernel (24 zmm accumulators, 2 B loads and 12
- * broadcasts per k step, 24 FMAs). Packing reuses the AVX2 packer. This machine
- * has no AVX-512: the kernel is verified through the SIMDe build (make emulate). */
+ * broadcasts per k step, 24 FMAs) and a 32-row narrow kernel. Packing reuses the
+ * AVX2 packer. CPUs without AVX-512 test this file through the SIMDe build (make
+ * emulate). */
 #include <string.h>
 
 #include "gemm.h"
@@ -10,6 +11,8 @@
 
 #define AX_MR 12
 #define AX_NR 32
+#define AX_NMR 32 /* the narrow kernel's rows and most columns */
+#define AX_NNR 12
 
 /* Row i of the tile: c = alpha * acc + beta * cin (beta == 0: cin is not read). */
 #define AX_STORE_ROW(i, lo, hi)                                                    \
@@ -199,6 +202,63 @@ PD_TARGET_AVX512 static void ukr_avx512_12x32(int64_t kc, const float *restrict 
     }
 }
 
+/* The narrow kernel's sums for nc columns (a constant once inlined): two vectors
+ * down the 32 rows times nc broadcasts of B per k step, 2 * nc accumulators (at most
+ * 24 of 32 zmm). Column j leaves at t + j * 32. */
+PD_TARGET_AVX512 static inline __attribute__((always_inline)) void
+narrow_sums(int nc, int64_t kc, const float *restrict a, int64_t csa, const float *restrict b,
+            int64_t rsb, int64_t csb, float *t) {
+    __m512 lo[AX_NNR], hi[AX_NNR];
+    for (int j = 0; j < nc; j++) {
+        lo[j] = _mm512_setzero_ps();
+        hi[j] = _mm512_setzero_ps();
+    }
+#pragma GCC unroll 2
+    for (int64_t p = 0; p < kc; p++, a += csa, b += rsb) {
+        const __m512 a0 = _mm512_loadu_ps(a), a1 = _mm512_loadu_ps(a + 16);
+        for (int j = 0; j < nc; j++) {
+            const __m512 bj = _mm512_set1_ps(b[j * csb]);
+            lo[j] = _mm512_fmadd_ps(a0, bj, lo[j]);
+            hi[j] = _mm512_fmadd_ps(a1, bj, hi[j]);
+        }
+    }
+    for (int j = 0; j < nc; j++) {
+        _mm512_store_ps(t + j * AX_NMR, lo[j]);
+        _mm512_store_ps(t + j * AX_NMR + 16, hi[j]);
+    }
+}
+
+/* Sums of up to AX_NNR columns; every width its own unrolled copy. */
+#define AX_NARROW_CASE(nc)                                                         \
+    case nc:                                                                       \
+        narrow_sums(nc, kc, a, csa, b, rsb, csb, t);                               \
+        break
+
+PD_TARGET_AVX512 static void narrow_avx512(int64_t kc, const float *a, int64_t csa,
+                                           const float *b, int64_t rsb, int64_t csb, float *c,
+                                           int64_t ldc, const float *cin, int64_t ldcin,
+                                           float alpha, float beta, int32_t rows, int32_t cols) {
+    _Alignas(64) float t[AX_NMR * AX_NNR];
+    switch (cols) {
+        AX_NARROW_CASE(1);
+        AX_NARROW_CASE(2);
+        AX_NARROW_CASE(3);
+        AX_NARROW_CASE(4);
+        AX_NARROW_CASE(5);
+        AX_NARROW_CASE(6);
+        AX_NARROW_CASE(7);
+        AX_NARROW_CASE(8);
+        AX_NARROW_CASE(9);
+        AX_NARROW_CASE(10);
+        AX_NARROW_CASE(11);
+    default:
+        narrow_sums(AX_NNR, kc, a, csa, b, rsb, csb, t);
+        break;
+    }
+    /* (the stores are few: AVX2's, which also builds against SIMDe) */
+    pd_gemm_narrow_out_avx2(t, AX_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);
+}
+
 const pd_gemm_isa pd_gemm_avx512 = {
     .mr = AX_MR,
     .nr = AX_NR,
@@ -210,6 +270,9 @@ const pd_gemm_isa pd_gemm_avx512 = {
     .sparse = pd_gemm_sparse_avx2,
     .sparse_build = pd_gemm_sparse_build_avx2,
     .finite = pd_gemm_finite_avx2,
+    .nmr = AX_NMR,
+    .nnr = AX_NNR,
+    .narrow = narrow_avx512,
 };
 
 #endif

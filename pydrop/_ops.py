@@ -374,8 +374,11 @@ def _out(
     return out
 
 
+_from_buffer = ffi.from_buffer
+
+
 def _fbuf(a: np.ndarray) -> Any:
-    return ffi.from_buffer("float[]", a)
+    return _from_buffer("float[]", a)
 
 
 # --- default generator ------------------------------------------------------
@@ -659,45 +662,6 @@ def _plain_vector(a: object, dtype: np.dtype, size: int) -> TypeGuard[np.ndarray
     )
 
 
-def _sgemm_fast(
-    a: object, b: object, out: object, alpha: object, beta: object
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[Any, ...]] | None:
-    """_sgemm_args for the common call, in fewer Python steps: non-empty float32
-    operands, each C-contiguous or a transposed one, out None (beta 0) or a writable
-    C-contiguous float32 array of the right shape, alpha and beta floats. None sends
-    every other call through the full checks (and their error messages)."""
-    if not (
-        type(a) is np.ndarray
-        and type(b) is np.ndarray
-        and type(alpha) is float
-        and type(beta) is float
-        and a.dtype is _F32
-        and b.dtype is _F32
-        and a.ndim == 2
-        and b.ndim == 2
-    ):
-        return None
-    m, k = a.shape
-    k2, n = b.shape
-    if k != k2 or not (m and n and k):
-        return None
-    if out is None and beta != 0.0:
-        return None
-    c = _common_out(out, (m, n))
-    if c is None:
-        return None
-    if not (a.flags.aligned and b.flags.aligned):
-        return None
-    la, lb = _dense_layout(a), _dense_layout(b)
-    if la is None or lb is None:
-        return None
-    (ta, lda), (tb, ldb) = la, lb
-    # (the buffer protocol exports a C-contiguous array: a, or its transpose)
-    pa, pb = _fbuf(a.T if ta else a), _fbuf(b.T if tb else b)
-    args = (ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, _fbuf(c), n)
-    return a, b, c, args
-
-
 def _sgemm_args(
     a: object,
     b: object,
@@ -709,9 +673,6 @@ def _sgemm_args(
     """Validated (a, b, c, pd_sgemm arguments) for c = alpha * a @ b + beta * c.
     The arguments are () when c is empty (nothing to compute). Overlap of c with a
     or b is C's to reject."""
-    fast = _sgemm_fast(a, b, out, alpha, beta)
-    if fast is not None:
-        return fast
     na, nb, nout = names
     a, trans_a, lda = _gemm_operand(na, a)
     b, trans_b, ldb = _gemm_operand(nb, b)
@@ -746,6 +707,63 @@ def _sgemm_args(
     return a, b, c, args
 
 
+def _matmul_fast(
+    a: object, b: object, out: object, alpha: object, beta: object
+) -> np.ndarray | None:
+    """matmul's usual call in as few Python steps as it takes (for a 256x256x10
+    product they cost as much as a seventh of the arithmetic): non-empty float32
+    operands, each C-contiguous or the transpose of one, out None (beta 0) or a
+    writable C-contiguous float32 array of the right shape, alpha and beta floats.
+    C checks the rest (alignment, overlap). Returns c, or None for any other call or
+    one that C refused (nothing was written): matmul then checks it in full and
+    names what is wrong."""
+    if not (
+        type(a) is np.ndarray
+        and type(b) is np.ndarray
+        and type(alpha) is float
+        and type(beta) is float
+        and a.dtype is _F32
+        and b.dtype is _F32
+        and a.ndim == 2
+        and b.ndim == 2
+    ):
+        return None
+    m, k = a.shape
+    k2, n = b.shape
+    if k != k2 or not (m and n and k):
+        return None
+    if out is None and beta == 0.0:
+        c = np.empty((m, n), dtype=np.float32)
+    elif (
+        type(out) is np.ndarray
+        and out.dtype is _F32
+        and out.shape == (m, n)
+        and (f := out.flags).c_contiguous
+        and f.writeable
+    ):
+        c = out
+    else:
+        return None
+    # (_dense_layout written out, twice: a call costs more than its tests)
+    s0, s1 = a.strides
+    if s1 == 4 and s0 == 4 * k:
+        ta, lda, pa = 0, k, _from_buffer("float[]", a)
+    elif s0 == 4 and s1 == 4 * m:
+        ta, lda, pa = 1, m, _from_buffer("float[]", a.T)
+    else:
+        return None
+    s0, s1 = b.strides
+    if s1 == 4 and s0 == 4 * n:
+        tb, ldb, pb = 0, n, _from_buffer("float[]", b)
+    elif s0 == 4 and s1 == 4 * k:
+        tb, ldb, pb = 1, k, _from_buffer("float[]", b.T)
+    else:
+        return None
+    if lib.pd_sgemm(ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, _from_buffer("float[]", c), n):
+        return None
+    return c
+
+
 def matmul(
     a: np.ndarray,
     b: np.ndarray,
@@ -758,6 +776,9 @@ def matmul(
     row/column slices; they are read in place, never copied. beta != 0 needs out=.
     out must have unit column stride and must not overlap a or b. As in BLAS, beta
     == 0 never reads out and alpha == 0 never reads a or b (no NaN from them)."""
+    c = _matmul_fast(a, b, out, alpha, beta)
+    if c is not None:
+        return c
     a, b, c, args = _sgemm_args(a, b, out, alpha, beta)
     if not args:
         return c

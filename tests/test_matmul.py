@@ -203,9 +203,12 @@ def test_every_isa_path_gives_the_same_bits(restore_threads, ta, tb, sparse):
     """One k chunking (PD_GEMM_KC_MAX) and, per element, one fused multiply-add per
     term in k order on every path: the scalar kernel and the SIMD ones agree bit for
     bit, dense and sparse, past a k chunk (320), an m block and the panel edges, with
-    alpha and beta, at 1 and 2 threads (so trained weights do not depend on the path)."""
+    alpha and beta, at 1 and 2 threads (so trained weights do not depend on the path),
+    and on the narrow kernels (C with fewer columns than a micro-tile)."""
     rng = np.random.default_rng(21)
     shapes = [(1, 1, 1), (7, 321, 33), (67, 700, 45), (145, 1000, 70), (13, 64, 130)]
+    # narrow C (n < NR): ragged last row panel, k past a chunk, 1 to 3 column parts
+    shapes += [(40, 700, 10), (256, 256, 10), (33, 50, 5), (70, 321, 15), (64, 64, 31)]
     operands = []
     for m, k, n in shapes:
         a, b = operand(rng, m, k, ta, 3), operand(rng, k, n, tb)
