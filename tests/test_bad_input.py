@@ -66,6 +66,16 @@ CASES = {
         ValueError,
         "aligned",
     ),
+    "matmul b misaligned": (
+        lambda: pydrop.matmul(X[:4, :4].copy(), misaligned(16).reshape(4, 4)),
+        ValueError,
+        "aligned",
+    ),
+    "matmul out misaligned": (
+        lambda: pydrop.matmul(X[:4, :4].copy(), X[:4, :4].copy(), out=misaligned(16).reshape(4, 4)),
+        ValueError,
+        "aligned",
+    ),
     "matmul a 2-D strided": (lambda: pydrop.matmul(X[::2, ::2], X[:4]), ValueError, "unit stride"),
     "matmul out strided": (
         lambda: pydrop.matmul(X, X.T, out=np.empty((4, 8), F)[:, ::2]),

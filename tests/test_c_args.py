@@ -36,6 +36,18 @@ def test_sgemm_rejects_a_leading_dimension_whose_span_wraps(ld):
     assert status == lib.PD_ERR_ARG
 
 
+@pytest.mark.parametrize("which", ["a", "b", "c"])
+def test_sgemm_rejects_a_pointer_that_is_not_a_floats_address(which):
+    """matmul's common call leaves the alignment test to C."""
+    buf = np.arange(64, dtype=np.float32)
+    before = buf.copy()
+    ptr = {n: fptr(buf) + 16 * i for i, n in enumerate("abc")}
+    ptr[which] = ffi.cast("float *", ffi.cast("char *", ptr[which]) + 1)
+    status = lib.pd_sgemm(0, 0, 2, 2, 2, 1.0, ptr["a"], 2, ptr["b"], 2, 0.0, ptr["c"], 2)
+    assert status == lib.PD_ERR_ARG
+    np.testing.assert_array_equal(buf, before)
+
+
 def test_linear_forward_rejects_a_wrapping_span():
     x = np.ones((2, 2), dtype=np.float32)
     w = np.ones((2, 2), dtype=np.float32)
