@@ -163,9 +163,4 @@ pd_status pd_sgemm_pair_check(const pd_sgemm_args *g0, const pd_sgemm_args *g1);
  * that is not touched). */
 void pd_sgemm_spans(const pd_sgemm_args *g, size_t *a, size_t *b, size_t *c);
 
-/* Largest micro-tile of any row (sizes the edge scratch tile). */
-#define PD_GEMM_MAX_MR 16
-#define PD_GEMM_MAX_NR 32
-#define PD_GEMM_MAX_NMR 32
-
 #endif
