@@ -139,8 +139,9 @@ void pd_gemm_sparse_avx2(const pd_sparse_rows *s, const float *b, int64_t kc, in
  * bias: when not NULL, the first k chunk accumulates onto bias[j] broadcast down the
  *   rows (with beta = 1) instead of onto C, as if C had been filled with it: the
  *   micro-kernel reads the bias row, so C is never written twice;
- * after(): once the last k chunk is stored, while the block is hot in cache.
- * Blocks start at multiples of the micro-tile width in columns. */
+ * after(): once the last k chunk is stored, on the block, or on each column strip
+ * of it (one micro-panel wide) while the strip is in L1: it must be elementwise.
+ * Blocks and strips start at multiples of the micro-tile width in columns. */
 typedef struct pd_gemm_epilogue {
     const float *bias;
     void (*after)(const struct pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,

@@ -29,9 +29,17 @@ typedef struct pd_kernels {
     void (*drop)(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
                  const float *x, float *y, int64_t n, uint32_t t, float s, uint8_t *mask,
                  int32_t relu);
+    /* drop on a strip of rows: row r < rows holds len elements (len % 8 == 0) at
+     * x + r * ld (y alike), whose mask bytes are blocks first + r * stride ..
+     * (at mask + r * stride): the bits of drop on each row, one call for all. */
+    void (*drop_rows)(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
+                      int64_t stride, const float *x, float *y, int64_t ld, int64_t rows,
+                      int64_t len, uint32_t t, float s, uint8_t *mask, int32_t relu);
     /* y[i] = bit i of mask ? x[i] * s : +0.0 for i < n (mask starts at bit 0). */
     void (*apply)(const float *x, const uint8_t *mask, float *y, int64_t n, float s);
     void (*relu_fwd)(const float *x, float *y, int64_t n);
+    /* relu_fwd on rows r < rows of len elements at x + r * ld (y alike). */
+    void (*relu_rows)(const float *x, float *y, int64_t ld, int64_t rows, int64_t len);
     void (*relu_bwd)(const float *dy, const float *x, float *dx, int64_t n);
 } pd_kernels;
 
@@ -39,8 +47,13 @@ extern const pd_kernels pd_kernels_scalar;
 #if PD_X86
 extern const pd_kernels pd_kernels_avx2;
 extern const pd_kernels pd_kernels_avx512;
-/* Shared by the AVX2 and AVX-512 rows (ReLU is memory-bound). */
+/* Shared by the AVX2 and AVX-512 rows (ReLU is memory-bound; a strip of dropout
+ * rows fills AVX2 vectors of 4 blocks as well as any). */
 void pd_relu_forward_f32_avx2(const float *x, float *y, int64_t n);
+void pd_relu_rows_avx2(const float *x, float *y, int64_t ld, int64_t rows, int64_t len);
+void pd_drop_rows_avx2(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
+                       int64_t stride, const float *x, float *y, int64_t ld, int64_t rows,
+                       int64_t len, uint32_t t, float s, uint8_t *mask, int32_t relu);
 void pd_relu_backward_f32_avx2(const float *dy, const float *x, float *dx, int64_t n);
 #endif
 

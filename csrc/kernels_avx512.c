@@ -135,8 +135,10 @@ PD_TARGET_AVX512 static void drop_avx512(const uint32_t key[2], uint32_t stream,
 const pd_kernels pd_kernels_avx512 = {
     .philox = philox_avx512,
     .drop = drop_avx512,
+    .drop_rows = pd_drop_rows_avx2,
     .apply = apply_avx512,
     .relu_fwd = pd_relu_forward_f32_avx2,
+    .relu_rows = pd_relu_rows_avx2,
     .relu_bwd = pd_relu_backward_f32_avx2,
 };
 

@@ -29,36 +29,37 @@ enum { MASK_NONE = 0, MASK_DRAW = 1, MASK_ALL_KEPT = 2, MASK_ALL_DROPPED = 3 };
 static void lin_after(const pd_gemm_epilogue *e, float *c, int64_t ldc, int64_t row0,
                       int64_t rows, int64_t col0, int64_t cols) {
     const linear_ctx *x = e->ctx;
-    /* A block of whole rows (full-width row blocks, or one thread) is one
-     * contiguous run of y: one kernel call, not one per row. */
+    /* Rows of the block (or strip), each a run of y; a block of whole rows is one
+     * contiguous run. n % 8 == 0 and col0 % 8 == 0 here, so each run owns whole mask
+     * bytes: run r's are the stride bytes after run r - 1's. */
     int64_t runs = rows, len = cols;
     if (cols == ldc) {
         runs = 1;
         len = rows * cols;
     }
-    for (int64_t r = 0; r < runs; r++) {
-        float *seg = c + r * ldc;
-        /* ReLU rides on the dropout pass when there is one */
-        if (x->act && x->mode != MASK_DRAW) {
-            x->kern->relu_fwd(seg, seg, len);
+    const int64_t byte0 = (row0 * x->n + col0) >> 3, stride = x->n >> 3, nbytes = len >> 3;
+    /* ReLU rides on the dropout pass when there is one */
+    if (x->act && x->mode != MASK_DRAW) {
+        x->kern->relu_rows(c, c, ldc, runs, len);
+    }
+    switch (x->mode) {
+    case MASK_DRAW:
+        x->kern->drop_rows(x->key, x->stream, x->step, (uint64_t)byte0, stride, c, c, ldc, runs,
+                           len, x->t, x->s, x->mask + byte0, x->act);
+        break;
+    case MASK_ALL_KEPT:
+        for (int64_t r = 0; r < runs; r++) {
+            memset(x->mask + byte0 + r * stride, 0xff, (size_t)nbytes);
         }
-        /* n % 8 == 0 and col0 % 8 == 0 here, so the run owns whole mask bytes */
-        int64_t byte0 = ((row0 + r) * x->n + col0) >> 3, nbytes = len >> 3;
-        switch (x->mode) {
-        case MASK_DRAW:
-            x->kern->drop(x->key, x->stream, x->step, (uint64_t)byte0, seg, seg, len, x->t,
-                          x->s, x->mask + byte0, x->act);
-            break;
-        case MASK_ALL_KEPT:
-            memset(x->mask + byte0, 0xff, (size_t)nbytes);
-            break;
-        case MASK_ALL_DROPPED:
-            memset(seg, 0, (size_t)len * sizeof(float));
-            memset(x->mask + byte0, 0, (size_t)nbytes);
-            break;
-        default:
-            break;
+        break;
+    case MASK_ALL_DROPPED:
+        for (int64_t r = 0; r < runs; r++) {
+            memset(c + r * ldc, 0, (size_t)len * sizeof(float));
+            memset(x->mask + byte0 + r * stride, 0, (size_t)nbytes);
         }
+        break;
+    default:
+        break;
     }
 }
 

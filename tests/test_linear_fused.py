@@ -131,9 +131,21 @@ def test_fused_relu_dropout_special_values(any_isa, p):
 
 # 256x256x784 and 96x200x100 run in column groups when threaded (uneven ones in
 # the second), 64x150x90 too with its dropout as a second pass (n % 8 != 0), the
-# others in row blocks
+# others in row blocks. In column groups the epilogue takes column strips (row
+# pairs, whole rows of vectors, and odd rows and an 8-wide last strip, which
+# 67x136x250 and 33x264x120 have on the AVX2 and AVX-512 paths); one thread, whole
+# rows: each strip's bits are those of the one-run kernel.
 @pytest.mark.parametrize(
-    "m,n,k", [(256, 256, 784), (96, 200, 100), (64, 150, 90), (67, 40, 33), (300, 64, 700)]
+    "m,n,k",
+    [
+        (256, 256, 784),
+        (96, 200, 100),
+        (64, 150, 90),
+        (67, 40, 33),
+        (300, 64, 700),
+        (67, 136, 250),
+        (33, 264, 120),
+    ],
 )
 def test_fused_same_for_1_2_4_threads(any_isa, restore_threads, m, n, k):
     rng = np.random.default_rng(9)
