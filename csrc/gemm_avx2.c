@@ -722,27 +722,23 @@ PD_TARGET_AVX2 void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *
     }
 }
 
+/* Sums of up to AV_NNR columns; every width its own unrolled copy. */
+#define AV_NARROW_CASE(nc)                                                         \
+    case nc:                                                                       \
+        narrow_sums(nc, kc, a, csa, b, rsb, csb, t);                               \
+        break
+
 PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, const float *b,
                                        int64_t rsb, int64_t csb, float *c, int64_t ldc,
                                        const float *cin, int64_t ldcin, float alpha, float beta,
                                        int32_t rows, int32_t cols) {
     _Alignas(64) float t[AV_NMR * AV_NNR];
     switch (cols) {
-    case 1:
-        narrow_sums(1, kc, a, csa, b, rsb, csb, t);
-        break;
-    case 2:
-        narrow_sums(2, kc, a, csa, b, rsb, csb, t);
-        break;
-    case 3:
-        narrow_sums(3, kc, a, csa, b, rsb, csb, t);
-        break;
-    case 4:
-        narrow_sums(4, kc, a, csa, b, rsb, csb, t);
-        break;
-    case 5:
-        narrow_sums(5, kc, a, csa, b, rsb, csb, t);
-        break;
+        AV_NARROW_CASE(1);
+        AV_NARROW_CASE(2);
+        AV_NARROW_CASE(3);
+        AV_NARROW_CASE(4);
+        AV_NARROW_CASE(5);
     default:
         narrow_sums(AV_NNR, kc, a, csa, b, rsb, csb, t);
         break;
