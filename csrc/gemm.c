@@ -426,12 +426,11 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64
 }
 
 /* Narrow path: rows [mp0 * NMR, mp1 * NMR) of C, all its columns (in about equal
- * parts of at most NNR), every k chunk in order, then the epilogue. Each NMR-row
- * panel of op(A) is packed, right before its parts run, into NMR adjacent floats
- * per k step: the parts then read it from L1. (Read in place, an op(A) with
- * adjacent rows fetched a cache line from L2 per k step and part: a power-of-two
- * lda maps the panel onto a few L1 sets.) op(B) is read in place: the kernel
- * broadcasts its elements. */
+ * parts of at most NNR), every k chunk in order, then the epilogue. The kernel
+ * reads NMR adjacent floats of op(A) per k step: an op(A) with adjacent rows (Xᵀ·dY)
+ * is read in place, but for a ragged last panel; any other NMR-row panel is packed
+ * right before its parts run, so they read it from L1 (packing Xᵀ·dY's panels as
+ * well ran slower). op(B) is read in place: the kernel broadcasts its elements. */
 static void narrow_block(const gemm_job *j, float *abuf, int64_t mp0, int64_t mp1) {
     const pd_gemm_isa *g = j->g;
     const int64_t nmr = g->nmr, row0 = mp0 * nmr, rows = imin(mp1 * nmr, j->m) - row0;
@@ -873,7 +872,6 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
         return PD_ERR_NOMEM;
     }
 
-
     for (int64_t j0 = 0; j0 < n; j0 += nc) {
         for (int64_t p0 = 0; p0 < k; p0 += kgroup) {
             j.j0 = j0;
@@ -911,8 +909,8 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
                  * plain 256x784x256, 784x256x256 and 256^3 products ran 16-34% faster
                  * than over a shared packing of B split into 2D blocks (below) in slow
                  * spells of this shared machine, and as fast in quiet ones. The fused
-                 * Dense forward too (its epilogue then runs on each row of a group's
-                 * block): fused / GEMM alone at 256x784x256 and 256^3 went from 1.09-1.10
+                 * Dense forward too (its epilogue then runs strip by strip on a
+                 * group's block, compute_block): fused / GEMM alone at 256x784x256 and 256^3 went from 1.09-1.10
                  * and 1.18 over full-width row blocks to 1.04 and 1.14 in quiet spells,
                  * and at 256x784x256 from 1.20 to 1.11 in slow ones. */
                 int64_t groups = imin(imin(threads, j.npan / PD_GEMM_B_GROUP), PD_GEMM_MAX_GROUPS);

@@ -712,11 +712,11 @@ def _matmul_fast(
 ) -> np.ndarray | None:
     """matmul's usual call in as few Python steps as it takes (for a 256x256x10
     product they cost as much as a seventh of the arithmetic): non-empty float32
-    operands, each C-contiguous or the transpose of one, out None (beta 0) or a
-    writable C-contiguous float32 array of the right shape, alpha and beta floats.
-    C checks the rest (alignment, overlap). Returns c, or None for any other call or
-    one that C refused (nothing was written): matmul then checks it in full and
-    names what is wrong."""
+    operands, each C-contiguous or the transpose of one, out None (beta 0) or what
+    _common_out takes, alpha and beta floats. C checks the rest (the operands'
+    alignment, overlap). Returns c, or None for any
+    other call or one that C refused (nothing was written): matmul then checks it in
+    full and names what is wrong."""
     if not (
         type(a) is np.ndarray
         and type(b) is np.ndarray
@@ -732,17 +732,10 @@ def _matmul_fast(
     k2, n = b.shape
     if k != k2 or not (m and n and k):
         return None
-    if out is None and beta == 0.0:
-        c = np.empty((m, n), dtype=np.float32)
-    elif (
-        type(out) is np.ndarray
-        and out.dtype is _F32
-        and out.shape == (m, n)
-        and (f := out.flags).c_contiguous
-        and f.writeable
-    ):
-        c = out
-    else:
+    if out is None and beta != 0.0:
+        return None
+    c = _common_out(out, (m, n))
+    if c is None:
         return None
     # (_dense_layout written out, twice: a call costs more than its tests)
     s0, s1 = a.strides
