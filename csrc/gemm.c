@@ -23,7 +23,8 @@
  * C^T = op(B)^T op(A)^T.
  * C with fewer columns than NR takes the narrow path (narrow_block): a kernel
  * vectorized down the rows of C, which reads op(B), and op(A) when its rows are
- * adjacent, in place.
+ * adjacent, in place; C with 9 or 10 columns and an op(A) with rows apart (X·W)
+ * takes the ten-column kernel there, which reads both in place.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -430,11 +431,14 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64
  * reads NMR adjacent floats of op(A) per k step: an op(A) with adjacent rows (Xᵀ·dY)
  * is read in place, but for a ragged last panel; any other NMR-row panel is packed
  * right before its parts run, so they read it from L1 (packing Xᵀ·dY's panels as
- * well ran slower). op(B) is read in place: the kernel broadcasts its elements. */
+ * well ran slower). op(B) is read in place: the kernel broadcasts its elements.
+ * With 9 or 10 columns, rows of op(B) adjacent and rows of op(A) apart, the ten-column
+ * kernel takes each 8 rows instead, with no packing. */
 static void narrow_block(const gemm_job *j, float *abuf, int64_t mp0, int64_t mp1) {
     const pd_gemm_isa *g = j->g;
     const int64_t nmr = g->nmr, row0 = mp0 * nmr, rows = imin(mp1 * nmr, j->m) - row0;
     const int64_t parts = (j->n + g->nnr - 1) / g->nnr;
+    const int ten = g->ten != NULL && j->rsa != 1 && j->csb == 1 && (j->n == 9 || j->n == 10);
     for (int64_t pc = 0; pc < j->k; pc += j->kc_base) {
         const int64_t kc = imin(j->kc_base, j->k - pc);
         const float *bias;
@@ -442,13 +446,22 @@ static void narrow_block(const gemm_job *j, float *abuf, int64_t mp0, int64_t mp
         for (int64_t i = 0; i < rows; i += nmr) {
             const int64_t nrow = imin(nmr, rows - i);
             const float *ap = j->a + (row0 + i) * j->rsa + pc * j->csa;
+            float *ci = j->c + (row0 + i) * j->ldc;
+            if (ten) {
+                for (int64_t r = 0; r < nrow; r += 8) {
+                    g->ten(kc, ap + r * j->rsa, j->rsa, j->csa, j->b + pc * j->rsb, j->rsb,
+                           ci + r * j->ldc, j->ldc,
+                           bias != NULL ? bias : ci + r * j->ldc, bias != NULL ? 0 : j->ldc,
+                           j->alpha, beta, (int32_t)imin(8, nrow - r), (int32_t)j->n);
+                }
+                continue;
+            }
             int64_t csa = j->csa;
             if (j->rsa != 1 || nrow < nmr) {
                 g->pack(ap, j->rsa, j->csa, nrow, kc, (int32_t)nmr, abuf);
                 ap = abuf;
                 csa = nmr;
             }
-            float *ci = j->c + (row0 + i) * j->ldc;
             for (int64_t q = 0; q < parts; q++) {
                 const int64_t col = q * j->n / parts, cols = (q + 1) * j->n / parts - col;
                 g->narrow(kc, ap, csa, j->b + pc * j->rsb + col * j->csb, j->rsb, j->csb,

@@ -39,6 +39,15 @@ typedef void (*pd_gemm_narrow_fn)(int64_t kc, const float *a, int64_t csa, const
                                   const float *cin, int64_t ldcin, float alpha, float beta,
                                   int32_t rows, int32_t cols);
 
+/* The ten-column kernel, for C with 9 or 10 columns: the micro-kernel's arithmetic
+ * (the narrow kernel's contract above) on rows < rows (<= 8) and columns < cols (9 or
+ * 10) of c, reading A(i, p) = a[i * rsa + p * csa] and B(p, j) = b[p * rsb + j] in
+ * place, whatever A's layout. Requires kc >= 1. */
+typedef void (*pd_gemm_ten_fn)(int64_t kc, const float *a, int64_t rsa, int64_t csa,
+                               const float *b, int64_t rsb, float *c, int64_t ldc,
+                               const float *cin, int64_t ldcin, float alpha, float beta,
+                               int32_t rows, int32_t cols);
+
 /* Pack rows [0, mc) and columns [0, kc) of the matrix X(i, p) = x[i * rs + p * cs]
  * into ceil(mc / mr) panels of mr x kc (layout above), zero-filling rows >= mc.
  * Packing B uses the same routine on B's transpose: X(j, p) = op(B)(p, j), mr = NR. */
@@ -103,6 +112,7 @@ typedef struct pd_gemm_isa {
     pd_gemm_finite_fn finite;
     int32_t nmr, nnr;          /* the narrow kernel's most rows and columns */
     pd_gemm_narrow_fn narrow; /* NULL: narrow C takes the micro-kernel */
+    pd_gemm_ten_fn ten;       /* NULL: C with 9 or 10 columns takes the narrow kernel */
 } pd_gemm_isa;
 
 /* The portable packer (any mr); also the scalar row's. */
@@ -129,6 +139,9 @@ void pd_gemm_sparse_build_avx2(const float *a, int64_t rsa, int64_t csa, int64_t
 void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *c, int64_t ldc,
                              const float *cin, int64_t ldcin, float alpha, float beta,
                              int32_t rows, int32_t cols);
+void pd_gemm_ten_avx2(int64_t kc, const float *a, int64_t rsa, int64_t csa, const float *b,
+                      int64_t rsb, float *c, int64_t ldc, const float *cin, int64_t ldcin,
+                      float alpha, float beta, int32_t rows, int32_t cols);
 void pd_gemm_sparse_avx2(const pd_sparse_rows *s, const float *b, int64_t kc, int32_t nr,
                          int64_t cols, float *c, int64_t ldc, const float *cin, int64_t ldcin,
                          float alpha, float beta, int32_t ct, float *acc);

@@ -273,6 +273,7 @@ const pd_gemm_isa pd_gemm_avx512 = {
     .nmr = AX_NMR,
     .nnr = AX_NNR,
     .narrow = narrow_avx512,
+    .ten = pd_gemm_ten_avx2,
 };
 
 #endif

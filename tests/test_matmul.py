@@ -207,8 +207,10 @@ def test_every_isa_path_gives_the_same_bits(restore_threads, ta, tb, sparse):
     and on the narrow kernels (C with fewer columns than a micro-tile)."""
     rng = np.random.default_rng(21)
     shapes = [(1, 1, 1), (7, 321, 33), (67, 700, 45), (145, 1000, 70), (13, 64, 130)]
-    # narrow C (n < NR): ragged last row panel, k past a chunk, 1 to 3 column parts
+    # narrow C (n < NR): ragged last row panel, k past a chunk, 1 to 3 column parts;
+    # the ten-column kernel (n 9 or 10, op(A) untransposed) with ragged rows
     shapes += [(40, 700, 10), (256, 256, 10), (33, 50, 5), (70, 321, 15), (64, 64, 31)]
+    shapes += [(37, 400, 9), (21, 30, 10)]
     operands = []
     for m, k, n in shapes:
         a, b = operand(rng, m, k, ta, 3), operand(rng, k, n, tb)
