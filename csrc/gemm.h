@@ -32,12 +32,14 @@ typedef void (*pd_gemm_ukr_fn)(int64_t kc, const float *a, int64_t rsa, int64_t 
  * c[i * ldc + j] = alpha * sum_p a[i + p * csa] * b[p * rsb + j * csb] + beta *
  * cin[i * ldcin + j] for i < rows (<= NMR), j < cols (<= NNR), summing p = 0..kc-1 in
  * order with one fused multiply-add per term from +0.0, then alpha * acc, or
- * fma(alpha, acc, beta * cin): the bits of ukr. a holds all NMR rows of each k step
- * (rows or not); beta == 0 never reads cin. Requires kc >= 1. */
+ * fma(alpha, acc, beta * cin): the bits of ukr. a holds all NMR rows of each k step,
+ * and the kernel sums them all; it stores rows [first, first + rows) of them (first +
+ * rows <= NMR), c and cin pointing at row `first`. beta == 0 never reads cin.
+ * Requires kc >= 1. */
 typedef void (*pd_gemm_narrow_fn)(int64_t kc, const float *a, int64_t csa, const float *b,
                                   int64_t rsb, int64_t csb, float *c, int64_t ldc,
                                   const float *cin, int64_t ldcin, float alpha, float beta,
-                                  int32_t rows, int32_t cols);
+                                  int32_t first, int32_t rows, int32_t cols);
 
 /* The ten-column kernel, for C with 9 or 10 columns: the micro-kernel's arithmetic
  * (the narrow kernel's contract above) on rows < rows (<= 8) and columns < cols (9 or
@@ -111,6 +113,9 @@ typedef struct pd_gemm_isa {
     pd_gemm_sparse_build_fn sparse_build;
     pd_gemm_finite_fn finite;
     int32_t nmr, nnr;          /* the narrow kernel's most rows and columns */
+    /* > 0: an op(A) read in place starts its narrow panels (but the first) on this
+     * many bytes, so the kernel's vector loads never span two cache lines */
+    int32_t narrow_align;
     pd_gemm_narrow_fn narrow; /* NULL: narrow C takes the micro-kernel */
     pd_gemm_ten_fn ten;       /* NULL: C with 9 or 10 columns takes the narrow kernel */
 } pd_gemm_isa;
@@ -134,8 +139,8 @@ void pd_gemm_sparse_build_avx2(const float *a, int64_t rsa, int64_t csa, int64_t
                                int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, int32_t *off,
                                float *val);
 /* The narrow kernels' stores: t holds the sums, column j at t + j * nmr (nmr a
- * multiple of 8, t 32-byte aligned); C(i, j) = alpha * t + beta * cin as the
- * micro-kernels compute it, for i < rows, j < cols. */
+ * multiple of 8); C(i, j) = alpha * t + beta * cin as the micro-kernels compute it,
+ * for i < rows, j < cols. */
 void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *c, int64_t ldc,
                              const float *cin, int64_t ldcin, float alpha, float beta,
                              int32_t rows, int32_t cols);

@@ -697,7 +697,7 @@ PD_TARGET_AVX2 void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *
             const int32_t h = rows - i0 < 8 ? rows - i0 : 8;
             __m256 v[8], in[8];
             for (int q = 0; q < 8; q++) {
-                v[q] = q < w ? _mm256_load_ps(t + (j0 + q) * nmr + i0) : _mm256_setzero_ps();
+                v[q] = q < w ? _mm256_loadu_ps(t + (j0 + q) * nmr + i0) : _mm256_setzero_ps();
             }
             if (beta == 0.0f) {
                 for (int q = 0; q < 8; q++) {
@@ -731,7 +731,7 @@ PD_TARGET_AVX2 void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *
 PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, const float *b,
                                        int64_t rsb, int64_t csb, float *c, int64_t ldc,
                                        const float *cin, int64_t ldcin, float alpha, float beta,
-                                       int32_t rows, int32_t cols) {
+                                       int32_t first, int32_t rows, int32_t cols) {
     _Alignas(64) float t[AV_NMR * AV_NNR];
     switch (cols) {
         AV_NARROW_CASE(1);
@@ -743,7 +743,7 @@ PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, 
         narrow_sums(AV_NNR, kc, a, csa, b, rsb, csb, t);
         break;
     }
-    pd_gemm_narrow_out_avx2(t, AV_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);
+    pd_gemm_narrow_out_avx2(t + first, AV_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);
 }
 
 /* The ten-column kernel: up to 8 rows of C with 9 or 10 columns, vectorized along
@@ -831,6 +831,7 @@ const pd_gemm_isa pd_gemm_avx2 = {
     .nmr = AV_NMR,
     .nnr = AV_NNR,
     .narrow = narrow_avx2,
+    .narrow_align = 32, /* 64 ran slower when X was 32 bytes past a line */
     .ten = pd_gemm_ten_avx2,
 };
 

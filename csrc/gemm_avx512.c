@@ -237,7 +237,8 @@ narrow_sums(int nc, int64_t kc, const float *restrict a, int64_t csa, const floa
 PD_TARGET_AVX512 static void narrow_avx512(int64_t kc, const float *a, int64_t csa,
                                            const float *b, int64_t rsb, int64_t csb, float *c,
                                            int64_t ldc, const float *cin, int64_t ldcin,
-                                           float alpha, float beta, int32_t rows, int32_t cols) {
+                                           float alpha, float beta, int32_t first, int32_t rows,
+                                           int32_t cols) {
     _Alignas(64) float t[AX_NMR * AX_NNR];
     switch (cols) {
         AX_NARROW_CASE(1);
@@ -256,7 +257,7 @@ PD_TARGET_AVX512 static void narrow_avx512(int64_t kc, const float *a, int64_t c
         break;
     }
     /* (the stores are few: AVX2's, which also builds against SIMDe) */
-    pd_gemm_narrow_out_avx2(t, AX_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);
+    pd_gemm_narrow_out_avx2(t + first, AX_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);
 }
 
 const pd_gemm_isa pd_gemm_avx512 = {
@@ -273,6 +274,7 @@ const pd_gemm_isa pd_gemm_avx512 = {
     .nmr = AX_NMR,
     .nnr = AX_NNR,
     .narrow = narrow_avx512,
+    .narrow_align = 0, /* its loads span lines at no cost on Zen 4: 12.6 us at any offset */
     .ten = pd_gemm_ten_avx2,
 };
 

@@ -230,6 +230,39 @@ def test_every_isa_path_gives_the_same_bits(restore_threads, ta, tb, sparse):
     same_bits_on_every_isa(compute)
 
 
+def test_narrow_panels_at_every_alignment(restore_threads):
+    """The narrow path reads an op(A) with adjacent rows (Xᵀ·dY) in place: on AVX2 its
+    panels start on 32-byte boundaries (the first one shorter), and a short last panel
+    reads the rows that end it. X at every start within a cache line, whole and ragged
+    row counts, leading dimensions that do and do not keep the alignment, 1 and 2
+    threads: within the float64 bound, and the same bits on every path."""
+    rng = np.random.default_rng(8)
+    operands = []
+    for off in range(16):
+        for m, k, n in ((256, 40, 10), (40, 33, 5), (250, 9, 7), (37, 8, 15), (16, 300, 3)):
+            buf = np.empty(k * m + 32, dtype=F)
+            start = (-buf.ctypes.data % 64) // 4 + off
+            x = buf[start : start + k * m].reshape(k, m)  # op(A) = x.T, rows adjacent
+            x[:] = rng.standard_normal((k, m))
+            c_in = rng.standard_normal((m, n)).astype(F)
+            operands.append((x.T, operand(rng, k, n, False), c_in))
+
+    def compute():
+        out = []
+        for threads in (1, 2):
+            pydrop.set_num_threads(threads)
+            for a, b, c_in in operands:
+                out.append(run(a, b))
+                out.append(run(a, b, 0.5, -1.5, c_in=c_in))
+        return out
+
+    got = compute()
+    for i, (a, b, c_in) in enumerate(operands):
+        check(got[2 * i], a, b, None, 1.0, 0.0)
+        check(got[2 * i + 1], a, b, c_in, 0.5, -1.5)
+    same_bits_on_every_isa(compute)
+
+
 @pytest.mark.parametrize("ta,tb", TRANS)
 def test_blocking_boundaries(any_isa, ta, tb):
     """Shapes past one k chunk (kc_max 320-384), one m block (mc 128-144) and, for n,
