@@ -732,7 +732,8 @@ PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, 
                                        int64_t rsb, int64_t csb, float *c, int64_t ldc,
                                        const float *cin, int64_t ldcin, float alpha, float beta,
                                        int32_t first, int32_t rows, int32_t cols) {
-    _Alignas(64) float t[AV_NMR * AV_NNR];
+    /* (one column more: the stores read t + first in whole 8-row blocks) */
+    _Alignas(64) float t[AV_NMR * (AV_NNR + 1)];
     switch (cols) {
         AV_NARROW_CASE(1);
         AV_NARROW_CASE(2);

@@ -239,7 +239,8 @@ PD_TARGET_AVX512 static void narrow_avx512(int64_t kc, const float *a, int64_t c
                                            int64_t ldc, const float *cin, int64_t ldcin,
                                            float alpha, float beta, int32_t first, int32_t rows,
                                            int32_t cols) {
-    _Alignas(64) float t[AX_NMR * AX_NNR];
+    /* (one column more: the stores read t + first in whole 8-row blocks) */
+    _Alignas(64) float t[AX_NMR * (AX_NNR + 1)];
     switch (cols) {
         AX_NARROW_CASE(1);
         AX_NARROW_CASE(2);
