@@ -1,6 +1,7 @@
 /* SGEMM AVX2+FMA row: a 6x16 micro-kernel (12 ymm accumulators, 2 B loads and 6
  * broadcasts per k step, 12 FMAs), a 16-row narrow kernel and a transposing packer. */
 #include <math.h>
+#include <string.h>
 
 #include "gemm.h"
 #include "glibc_compat.h"
@@ -732,7 +733,8 @@ PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, 
                                        int64_t rsb, int64_t csb, float *c, int64_t ldc,
                                        const float *cin, int64_t ldcin, float alpha, float beta,
                                        int32_t first, int32_t rows, int32_t cols) {
-    /* (one column more: the stores read t + first in whole 8-row blocks) */
+    /* one column more: the stores read t + first in whole 8-row blocks, up to first
+     * floats past the last column (zeroed below, as they are never written) */
     _Alignas(64) float t[AV_NMR * (AV_NNR + 1)];
     switch (cols) {
         AV_NARROW_CASE(1);
@@ -743,6 +745,9 @@ PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, 
     default:
         narrow_sums(AV_NNR, kc, a, csa, b, rsb, csb, t);
         break;
+    }
+    if (first > 0) {
+        memset(t + cols * AV_NMR, 0, sizeof(float) * AV_NMR);
     }
     pd_gemm_narrow_out_avx2(t + first, AV_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);
 }
