@@ -427,6 +427,13 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64
     return 1;
 }
 
+/* The first row of narrow panel `panel` (m past the last): panels are NMR rows, but
+ * the first is nshift rows shorter. */
+static int64_t narrow_row(const gemm_job *j, int64_t panel) {
+    const int64_t r = panel * j->g->nmr - j->nshift;
+    return r < 0 ? 0 : imin(r, j->m);
+}
+
 /* Narrow path: the rows of panels [mp0, mp1) of C (narrow_row), all its columns (in
  * about equal parts of at most NNR), every k chunk in order, then the epilogue. The
  * kernel reads NMR adjacent floats of op(A) per k step: an op(A) with adjacent rows
@@ -435,13 +442,6 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64
  * (packing Xᵀ·dY's panels as well ran slower). op(B) is read in place: the kernel
  * broadcasts its elements. With 9 or 10 columns, rows of op(B) adjacent and rows of
  * op(A) apart, the ten-column kernel takes each 8 rows instead, with no packing. */
-/* The first row of narrow panel `panel` (m past the last): panels are NMR rows, but
- * the first is nshift rows shorter. */
-static int64_t narrow_row(const gemm_job *j, int64_t panel) {
-    const int64_t r = panel * j->g->nmr - j->nshift;
-    return r < 0 ? 0 : imin(r, j->m);
-}
-
 static void narrow_block(const gemm_job *j, float *abuf, int64_t mp0, int64_t mp1) {
     const pd_gemm_isa *g = j->g;
     const int64_t nmr = g->nmr, row0 = narrow_row(j, mp0), rows = narrow_row(j, mp1) - row0;
@@ -451,8 +451,8 @@ static void narrow_block(const gemm_job *j, float *abuf, int64_t mp0, int64_t mp
         const int64_t kc = imin(j->kc_base, j->k - pc);
         const float *bias;
         const float beta = chunk_beta(j, pc, &bias);
-        for (int64_t q = mp0; q < mp1; q++) {
-            const int64_t i = narrow_row(j, q), nrow = narrow_row(j, q + 1) - i;
+        for (int64_t pan = mp0; pan < mp1; pan++) {
+            const int64_t i = narrow_row(j, pan), nrow = narrow_row(j, pan + 1) - i;
             const float *ap = j->a + i * j->rsa + pc * j->csa;
             float *ci = j->c + i * j->ldc;
             if (ten) {
