@@ -140,7 +140,7 @@ void pd_gemm_sparse_build_avx2(const float *a, int64_t rsa, int64_t csa, int64_t
                                float *val);
 /* The narrow kernels' stores: t holds the sums, column j at t + j * nmr (nmr a
  * multiple of 8); C(i, j) = alpha * t + beta * cin as the micro-kernels compute it,
- * for i < rows, j < cols. */
+ * for i < rows, j < cols. Reads t only there. */
 void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *c, int64_t ldc,
                              const float *cin, int64_t ldcin, float alpha, float beta,
                              int32_t rows, int32_t cols);

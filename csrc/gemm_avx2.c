@@ -1,7 +1,6 @@
 /* SGEMM AVX2+FMA row: a 6x16 micro-kernel (12 ymm accumulators, 2 B loads and 6
  * broadcasts per k step, 12 FMAs), a 16-row narrow kernel and a transposing packer. */
 #include <math.h>
-#include <string.h>
 
 #include "gemm.h"
 #include "glibc_compat.h"
@@ -696,9 +695,15 @@ PD_TARGET_AVX2 void pd_gemm_narrow_out_avx2(const float *t, int32_t nmr, float *
         const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(w), iota);
         for (int32_t i0 = 0; i0 < rows; i0 += 8) {
             const int32_t h = rows - i0 < 8 ? rows - i0 : 8;
+            /* a block of fewer than 8 rows does not read t past them: t may start
+             * mid-panel (a short last panel's first stored row), and they past its end */
+            const __m256i hl = _mm256_cmpgt_epi32(_mm256_set1_epi32(h), iota);
             __m256 v[8], in[8];
             for (int q = 0; q < 8; q++) {
-                v[q] = q < w ? _mm256_loadu_ps(t + (j0 + q) * nmr + i0) : _mm256_setzero_ps();
+                const float *tq = t + (j0 + q) * nmr + i0;
+                v[q] = q >= w  ? _mm256_setzero_ps()
+                       : h == 8 ? _mm256_loadu_ps(tq)
+                                : _mm256_maskload_ps(tq, hl);
             }
             if (beta == 0.0f) {
                 for (int q = 0; q < 8; q++) {
@@ -733,9 +738,7 @@ PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, 
                                        int64_t rsb, int64_t csb, float *c, int64_t ldc,
                                        const float *cin, int64_t ldcin, float alpha, float beta,
                                        int32_t first, int32_t rows, int32_t cols) {
-    /* one column more: the stores read t + first in whole 8-row blocks, up to first
-     * floats past the last column (zeroed below, as they are never written) */
-    _Alignas(64) float t[AV_NMR * (AV_NNR + 1)];
+    _Alignas(64) float t[AV_NMR * AV_NNR];
     switch (cols) {
         AV_NARROW_CASE(1);
         AV_NARROW_CASE(2);
@@ -745,9 +748,6 @@ PD_TARGET_AVX2 static void narrow_avx2(int64_t kc, const float *a, int64_t csa, 
     default:
         narrow_sums(AV_NNR, kc, a, csa, b, rsb, csb, t);
         break;
-    }
-    if (first > 0) {
-        memset(t + cols * AV_NMR, 0, sizeof(float) * AV_NMR);
     }
     pd_gemm_narrow_out_avx2(t + first, AV_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);
 }

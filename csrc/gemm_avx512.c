@@ -239,9 +239,7 @@ PD_TARGET_AVX512 static void narrow_avx512(int64_t kc, const float *a, int64_t c
                                            int64_t ldc, const float *cin, int64_t ldcin,
                                            float alpha, float beta, int32_t first, int32_t rows,
                                            int32_t cols) {
-    /* one column more: the stores read t + first in whole 8-row blocks, up to first
-     * floats past the last column (zeroed below, as they are never written) */
-    _Alignas(64) float t[AX_NMR * (AX_NNR + 1)];
+    _Alignas(64) float t[AX_NMR * AX_NNR];
     switch (cols) {
         AX_NARROW_CASE(1);
         AX_NARROW_CASE(2);
@@ -257,9 +255,6 @@ PD_TARGET_AVX512 static void narrow_avx512(int64_t kc, const float *a, int64_t c
     default:
         narrow_sums(AX_NNR, kc, a, csa, b, rsb, csb, t);
         break;
-    }
-    if (first > 0) {
-        memset(t + cols * AX_NMR, 0, sizeof(float) * AX_NMR);
     }
     /* (the stores are few: AVX2's, which also builds against SIMDe) */
     pd_gemm_narrow_out_avx2(t + first, AX_NMR, c, ldc, cin, ldcin, alpha, beta, rows, cols);

@@ -714,9 +714,8 @@ def _matmul_fast(
     product they cost as much as a seventh of the arithmetic): non-empty float32
     operands, each C-contiguous or the transpose of one, out None (beta 0) or what
     _common_out takes, alpha and beta floats. C checks the rest (the operands'
-    alignment, overlap). Returns c, or None for any
-    other call or one that C refused (nothing was written): matmul then checks it in
-    full and names what is wrong."""
+    alignment, overlap). Returns c, or None for any other call or one that C refused
+    (nothing was written): matmul then checks it in full and names what is wrong."""
     if not (
         type(a) is np.ndarray
         and type(b) is np.ndarray
