@@ -16,7 +16,9 @@ static const pd_kernels *const kernel_table[PD_ISA_COUNT] = {
 #if PD_X86
     &pd_kernels_avx2,
     &pd_kernels_avx512,
+    &pd_kernels_zen4,
 #else
+    NULL,
     NULL,
     NULL,
 #endif
@@ -24,7 +26,7 @@ static const pd_kernels *const kernel_table[PD_ISA_COUNT] = {
 _Static_assert(sizeof(kernel_table) / sizeof(kernel_table[0]) == PD_ISA_COUNT,
                "kernel table must have one row per pd_isa");
 
-static const char *const isa_names[PD_ISA_COUNT] = {"scalar", "avx2", "avx512"};
+static const char *const isa_names[PD_ISA_COUNT] = {"scalar", "avx2", "avx512", "zen4"};
 
 static pthread_once_t detect_once = PTHREAD_ONCE_INIT;
 static uint32_t features;
@@ -104,6 +106,7 @@ int32_t pd_isa_supported(int32_t isa) {
     case PD_ISA_AVX2:
         return (f & need_avx2) == need_avx2;
     case PD_ISA_AVX512:
+    case PD_ISA_ZEN4:
         return (f & need_avx512) == need_avx512;
     default:
         return 1;
@@ -131,16 +134,17 @@ pd_status pd_isa_default(int32_t *isa) {
         return PD_ERR_ARG;
     }
     int32_t best = PD_ISA_SCALAR;
-    for (int32_t i = 0; i < PD_ISA_COUNT; i++) {
+    for (int32_t i = PD_ISA_AVX2; i <= PD_ISA_AVX512; i++) {
         if (pd_isa_supported(i)) {
             best = i;
         }
     }
-    /* On Zen 4 the AVX2 kernels measured faster: dropout 1.35x, the MLP's SGEMM
-     * products 0.88-1.98x, geomean 1.19x (the 10-wide layer-3 ones most: 16-wide
-     * panels pad them less than 32-wide ones) */
+    /* On Zen 4 the AVX2 kernels measured faster than the AVX-512 ones: dropout
+     * 1.35x, the MLP's SGEMM products 0.88-1.98x, geomean 1.19x (the 10-wide layer-3
+     * ones most: 16-wide panels pad them less than 32-wide ones). zen4 is those,
+     * with AVX-512 where it still pays (kernels_zen4.c, pd_gemm_zen4). */
     if (best == PD_ISA_AVX512 && (pd_cpu_features() & PD_CPU_AVX512_HALF) != 0) {
-        best = PD_ISA_AVX2;
+        best = PD_ISA_ZEN4;
     }
     *isa = best;
     return PD_OK;

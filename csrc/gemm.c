@@ -44,7 +44,9 @@ static const pd_gemm_isa *const gemm_table[PD_ISA_COUNT] = {
 #if PD_X86
     &pd_gemm_avx2,
     &pd_gemm_avx512,
+    &pd_gemm_zen4,
 #else
+    NULL,
     NULL,
     NULL,
 #endif

@@ -47,14 +47,19 @@ extern const pd_kernels pd_kernels_scalar;
 #if PD_X86
 extern const pd_kernels pd_kernels_avx2;
 extern const pd_kernels pd_kernels_avx512;
-/* Shared by the AVX2 and AVX-512 rows (ReLU is memory-bound; a strip of dropout
- * rows fills AVX2 vectors of 4 blocks as well as any). */
+extern const pd_kernels pd_kernels_zen4;
+/* Shared between rows (ReLU is memory-bound; a strip of dropout rows fills ymm
+ * vectors of 4 blocks as well as any). */
 void pd_relu_forward_f32_avx2(const float *x, float *y, int64_t n);
 void pd_relu_rows_avx2(const float *x, float *y, int64_t ld, int64_t rows, int64_t len);
+void pd_relu_backward_f32_avx2(const float *dy, const float *x, float *dx, int64_t n);
 void pd_drop_rows_avx2(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
                        int64_t stride, const float *x, float *y, int64_t ld, int64_t rows,
                        int64_t len, uint32_t t, float s, uint8_t *mask, int32_t relu);
-void pd_relu_backward_f32_avx2(const float *dy, const float *x, float *dx, int64_t n);
+void pd_drop_rows_zen4(const uint32_t key[2], uint32_t stream, uint64_t step, uint64_t first,
+                       int64_t stride, const float *x, float *y, int64_t ld, int64_t rows,
+                       int64_t len, uint32_t t, float s, uint8_t *mask, int32_t relu);
+void pd_apply_avx2(const float *x, const uint8_t *mask, float *y, int64_t n, float s);
 #endif
 
 /* The active ISA's table (resolved once, on first use). */

@@ -1,6 +1,7 @@
 /* AVX-512 (F/BW/VL/DQ) kernels: 16 Philox counters per iteration, and the packed
  * mask used directly as an AVX-512 lane mask. ReLU is memory-bound and already
- * saturates bandwidth with AVX2, so that row reuses the AVX2 kernels. */
+ * saturates bandwidth with AVX2, so that row reuses the AVX2 kernels; a strip of
+ * dropout rows takes the zen4 row's 4-block ymm vectors (with vpternlogd). */
 #include "internal.h"
 
 #if PD_X86
@@ -135,7 +136,7 @@ PD_TARGET_AVX512 static void drop_avx512(const uint32_t key[2], uint32_t stream,
 const pd_kernels pd_kernels_avx512 = {
     .philox = philox_avx512,
     .drop = drop_avx512,
-    .drop_rows = pd_drop_rows_avx2,
+    .drop_rows = pd_drop_rows_zen4,
     .apply = apply_avx512,
     .relu_fwd = pd_relu_forward_f32_avx2,
     .relu_rows = pd_relu_rows_avx2,

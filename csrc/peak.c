@@ -66,7 +66,7 @@ static void peak_task(void *ctx, int32_t t, int32_t n_tasks) {
 #if PD_X86
     if (j->isa == PD_ISA_AVX512) {
         s = peak_avx512(j->rounds);
-    } else if (j->isa == PD_ISA_AVX2) {
+    } else if (j->isa == PD_ISA_AVX2 || j->isa == PD_ISA_ZEN4) { /* zen4's SGEMM is ymm */
         s = peak_avx2(j->rounds);
     } else
 #endif
@@ -81,7 +81,7 @@ int64_t pd_fma_peak(int64_t flops) {
         return -1;
     }
     const int32_t isa = pd_isa_active();
-    const int64_t lanes = isa == PD_ISA_AVX512 ? 16 : isa == PD_ISA_AVX2 ? 8 : 1;
+    const int64_t lanes = isa == PD_ISA_AVX512 ? 16 : isa == PD_ISA_SCALAR ? 1 : 8;
     int32_t tasks = pd_get_num_threads();
     if (tasks > PD_MAX_PEAK_TASKS) {
         tasks = PD_MAX_PEAK_TASKS;

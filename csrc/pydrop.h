@@ -21,7 +21,15 @@ typedef enum pd_status {
     PD_ERR_THREAD = 4       /* a worker thread could not be started */
 } pd_status;
 
-typedef enum pd_isa { PD_ISA_SCALAR = 0, PD_ISA_AVX2 = 1, PD_ISA_AVX512 = 2, PD_ISA_COUNT = 3 } pd_isa;
+/* zen4: the AVX2 kernels with AVX-512 where it pays on 256-bit units (AMD Zen 4);
+ * it runs wherever avx512 does. */
+typedef enum pd_isa {
+    PD_ISA_SCALAR = 0,
+    PD_ISA_AVX2 = 1,
+    PD_ISA_AVX512 = 2,
+    PD_ISA_ZEN4 = 3,
+    PD_ISA_COUNT = 4
+} pd_isa;
 
 /* CPU feature bits reported by pd_cpu_features (CPUID and OS state both). */
 #define PD_CPU_SSE2 0x01
@@ -33,7 +41,7 @@ typedef enum pd_isa { PD_ISA_SCALAR = 0, PD_ISA_AVX2 = 1, PD_ISA_AVX512 = 2, PD_
 #define PD_CPU_AVX512VL 0x40
 #define PD_CPU_AVX512DQ 0x80
 /* Not a CPUID bit: AVX-512 runs on 256-bit units, each 512-bit operation in two
- * passes (AMD Zen 4), so the AVX2 kernels are as wide and faster there. */
+ * passes (AMD Zen 4), so ymm kernels are as wide and mostly faster there. */
 #define PD_CPU_AVX512_HALF 0x100
 
 uint32_t pd_cpu_features(void);
@@ -44,7 +52,7 @@ uint32_t pd_cpu_features(void);
 int64_t pd_fma_peak(int64_t flops);
 /* 1 if the CPU, the OS and this build can run the ISA, else 0. */
 int32_t pd_isa_supported(int32_t isa);
-/* The fastest supported ISA (the widest, but AVX2 with PD_CPU_AVX512_HALF), or the
+/* The fastest supported ISA (the widest, but zen4 with PD_CPU_AVX512_HALF), or the
  * one named by PYDROP_ISA (PD_ERR_* if unusable). Every ISA gives the same results. */
 pd_status pd_isa_default(int32_t *isa);
 int32_t pd_isa_active(void);

@@ -33,7 +33,8 @@ import numpy as np
 from ._native import ffi, lib
 from ._version import __version__
 
-ISAS = ("scalar", "avx2", "avx512")
+# zen4: AVX2 kernels with AVX-512 where it pays on 256-bit units (AMD Zen 4)
+ISAS = ("scalar", "avx2", "avx512", "zen4")
 _CPU_FLAGS = {
     "sse2": lib.PD_CPU_SSE2,
     "avx": lib.PD_CPU_AVX,
@@ -43,7 +44,7 @@ _CPU_FLAGS = {
     "avx512bw": lib.PD_CPU_AVX512BW,
     "avx512vl": lib.PD_CPU_AVX512VL,
     "avx512dq": lib.PD_CPU_AVX512DQ,
-    "avx512_half": lib.PD_CPU_AVX512_HALF,  # 512-bit ops in two passes: AVX2 is the default
+    "avx512_half": lib.PD_CPU_AVX512_HALF,  # 512-bit ops in two passes: zen4 is the default
 }
 _U64 = 1 << 64
 _U32 = 1 << 32
@@ -67,12 +68,12 @@ def _check(status: int, what: str) -> None:
 
 
 def supported_isas() -> list[str]:
-    """The ISA paths this CPU, OS and build can run, best last."""
+    """The ISA paths this CPU, OS and build can run (get_isa() tells the default)."""
     return [name for i, name in enumerate(ISAS) if lib.pd_isa_supported(i)]
 
 
 def get_isa() -> str:
-    """The active kernel path: 'scalar', 'avx2' or 'avx512'."""
+    """The active kernel path: 'scalar', 'avx2', 'avx512' or 'zen4'."""
     return ISAS[lib.pd_isa_active()]
 
 

@@ -20,7 +20,7 @@ def restore_threads():
     pydrop.set_num_threads(n)
 
 
-@pytest.fixture(params=("scalar", "avx2", "avx512"))
+@pytest.fixture(params=pydrop._ops.ISAS)
 def any_isa(request):
     """Like `isa`, but every path appears, skipped with the reason where missing."""
     if request.param not in ISAS:

@@ -2,7 +2,7 @@
 
 Usage (the CLI calls :func:`main` with the arguments after ``bench``)::
 
-    pydrop bench [--quick] [--threads 1,2] [--isa scalar,avx2,avx512] [--epochs N]
+    pydrop bench [--quick] [--threads 1,2] [--isa scalar,avx2,avx512,zen4] [--epochs N]
                  [--out DIR] [--json FILE] [--markdown FILE] [--plots DIR]
 
 Every library, and every pydrop ISA path, is measured in its own process with its
@@ -23,9 +23,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .report import ISAS
+
 __all__ = ["main", "run"]
 
-ISAS = ("scalar", "avx2", "avx512")
 SCHEMA = "pydrop-bench/1"
 
 
@@ -145,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _pydrop_isas(requested: list[str]) -> tuple[str, dict[str, str]]:
-    """(default ISA, {isa: "run" | reason}) for the three paths."""
+    """(default ISA, {isa: "run" | reason}) for every path."""
     import pydrop
 
     supported = set(pydrop.supported_isas())
