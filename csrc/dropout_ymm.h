@@ -4,6 +4,7 @@
  * Zen 4 (256x1024, 1 thread). The includer defines
  *   PD_YMM_TARGET   the functions' target attribute,
  *   PD_YMM_TERNLOG  1 to use vpternlogd,
+ *   PD_YMM_WIDE     vectors of 4 blocks per dropout iteration,
  *   PD_YMM(name)    the name of an entry point (philox, drop, pd_drop_rows).
  * Every instance computes the same bits as the scalar reference. */
 #include <string.h>
@@ -55,10 +56,9 @@ PD_YMM_TARGET static inline void plan_init(philox_plan *pl, const uint32_t key[2
     pl->l0 = _mm256_set1_epi32((int)(uint32_t)p0);
 }
 
-/* Vectors per dropout iteration. One vector's rounds are a latency chain
- * (multiply -> shift -> xor); three independent chains (12 blocks) hide it, and
- * more (4, 6, 8 measured on Zen 3) only add spills without running faster. */
-#define WIDE 3
+/* Vectors per dropout iteration: independent latency chains (multiply -> shift ->
+ * xor), PD_YMM_WIDE of them. */
+#define WIDE PD_YMM_WIDE
 
 /* Rounds 0 and 1 of 4 blocks whose counter words c0 have the 64-bit products
  * p = c0 * M0 (one per slot), leaving w in philox_rounds' form for round 2. */
