@@ -824,21 +824,19 @@ PD_TARGET_AVX2 void pd_gemm_ten_avx2(int64_t kc, const float *a, int64_t rsa, in
     }
 }
 
+/* What the AVX2 and zen4 rows share: all but the narrow kernel. */
+#define AV_GEMM_ROW                                                                \
+    .mr = AV_MR, .nr = AV_NR, .mc = 144, .b_sweep = 0, .ukr = ukr_avx2_6x16,       \
+    .pack = pd_gemm_pack_avx2, .sparse = pd_gemm_sparse_avx2,                      \
+    .sparse_build = pd_gemm_sparse_build_avx2, .finite = pd_gemm_finite_avx2,      \
+    .ten = pd_gemm_ten_avx2
+
 const pd_gemm_isa pd_gemm_avx2 = {
-    .mr = AV_MR,
-    .nr = AV_NR,
-    .mc = 144,
-    .b_sweep = 0,
-    .ukr = ukr_avx2_6x16,
-    .pack = pd_gemm_pack_avx2,
-    .sparse = pd_gemm_sparse_avx2,
-    .sparse_build = pd_gemm_sparse_build_avx2,
-    .finite = pd_gemm_finite_avx2,
+    AV_GEMM_ROW,
     .nmr = AV_NMR,
     .nnr = AV_NNR,
     .narrow = narrow_avx2,
     .narrow_align = 32, /* 64 ran slower when X was 32 bytes past a line */
-    .ten = pd_gemm_ten_avx2,
 };
 
 /* AVX-512 CPUs with 256-bit units (Zen 4): this row, but for narrow C the AVX-512
@@ -846,20 +844,11 @@ const pd_gemm_isa pd_gemm_avx2 = {
  * one makes two passes of 16 rows. Xᵀ·dY of the MLP's last layer (256x256x10) ran
  * 12.6 us at any alignment of X against 13.1-14.4 us, in C, 1 thread. */
 const pd_gemm_isa pd_gemm_zen4 = {
-    .mr = AV_MR,
-    .nr = AV_NR,
-    .mc = 144,
-    .b_sweep = 0,
-    .ukr = ukr_avx2_6x16,
-    .pack = pd_gemm_pack_avx2,
-    .sparse = pd_gemm_sparse_avx2,
-    .sparse_build = pd_gemm_sparse_build_avx2,
-    .finite = pd_gemm_finite_avx2,
+    AV_GEMM_ROW,
     .nmr = PD_GEMM_NARROW512_ROWS,
     .nnr = PD_GEMM_NARROW512_COLS,
     .narrow = pd_gemm_narrow_avx512,
     .narrow_align = 0, /* its loads span lines at no cost */
-    .ten = pd_gemm_ten_avx2,
 };
 
 #endif
