@@ -732,11 +732,14 @@ def _matmul_fast(
     k2, n = b.shape
     if k != k2 or not (m and n and k):
         return None
-    if out is None and beta != 0.0:
-        return None
-    c = _common_out(out, (m, n))
-    if c is None:
-        return None
+    if out is None:
+        if beta != 0.0:
+            return None
+        c = np.empty((m, n), dtype=_F32)
+    else:
+        c = _common_out(out, (m, n))
+        if c is None:
+            return None
     # (_dense_layout written out, twice: a call costs more than its tests)
     s0, s1 = a.strides
     if s1 == 4 and s0 == 4 * k:
