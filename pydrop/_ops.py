@@ -732,6 +732,7 @@ def _matmul_fast(
     k2, n = b.shape
     if k != k2 or not (m and n and k):
         return None
+    c: np.ndarray | None
     if out is None:
         if beta != 0.0:
             return None
