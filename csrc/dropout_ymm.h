@@ -196,7 +196,7 @@ keep_bytes(const __m256i drop[4]) {
     return ~(uint32_t)_mm256_movemask_epi8(e);
 }
 
-/* Blocks b..b+4*nv-1 of drop_avx2 (all 8 elements of each exist), whose counters
+/* Blocks b..b+4*nv-1 of drop (all 8 elements of each exist), whose counters
  * have the products pb + off[v] (pb = (first + b) * M0 per slot). */
 PD_YMM_TARGET static inline __attribute__((always_inline)) void
 drop_blocks(int nv, int relu, int64_t b, __m256i pb, const philox_plan *pl, const drop_plan *dp,
@@ -220,7 +220,7 @@ drop_blocks(int nv, int relu, int64_t b, __m256i pb, const philox_plan *pl, cons
     }
 }
 
-/* drop_avx2's loop over the blocks, with relu a constant at each call; returns the
+/* drop's loop over the blocks, with relu a constant at each call; returns the
  * blocks it did (whole groups of 4; the rest is the scalar tail's). */
 PD_YMM_TARGET static inline __attribute__((always_inline)) int64_t
 drop_loop(int relu, uint64_t first, const float *x, float *y, int64_t n, uint8_t *mask,
@@ -304,7 +304,7 @@ drop_pair_blocks(int nv, int relu, int64_t r0, __m256i pb, const __m256i off[], 
     }
 }
 
-/* drop_rows_avx2 on a strip two blocks wide, relu a constant at each call; returns
+/* drop_rows on a strip two blocks wide, relu a constant at each call; returns
  * the rows it did (pairs; the rest is the caller's). */
 PD_YMM_TARGET static inline __attribute__((always_inline)) int64_t
 drop_pairs(int relu, uint64_t first, int64_t stride, const float *x, float *y, int64_t ld,
@@ -384,7 +384,7 @@ drop_strip_blocks(int nv, int relu, strip_pos *p, uint64_t first, const philox_p
     }
 }
 
-/* drop_rows_avx2's loop, relu a constant at each call. */
+/* drop_rows's loop, relu a constant at each call. */
 PD_YMM_TARGET static inline __attribute__((always_inline)) void
 drop_strip(int relu, strip_pos *p, int64_t nb, uint64_t first, const philox_plan *pl,
            const drop_plan *dp, const float *x, float *y, uint8_t *mask, const uint32_t key[2],
@@ -416,7 +416,7 @@ PD_SCHEDULE PD_YMM_TARGET void PD_YMM(pd_drop_rows)(const uint32_t key[2], uint3
     drop_plan dp;
     drop_setup(&pl, &dp, key, stream, step, t, s);
     if ((len >> 3) % 4 == 0) {
-        /* rows of whole vectors: drop_avx2's loop on each */
+        /* rows of whole vectors: drop's loop on each */
         for (int64_t r = 0; r < rows; r++) {
             const uint64_t f = first + (uint64_t)(r * stride);
             uint8_t *m = mask != NULL ? mask + r * stride : NULL;

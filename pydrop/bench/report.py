@@ -7,9 +7,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .._ops import ISAS
 from .kernels import case_label, flops
-
-ISAS = ("scalar", "avx2", "avx512", "zen4")
 
 # Peer columns per kernel group (pydrop's per-ISA columns come first).
 PEERS = {
@@ -257,7 +256,7 @@ def _headline(report: dict[str, Any]) -> dict[str, Any]:
             if r["threads"] == n
             and (r["group"], r["op"]) in (("matmul", "L1 X·W"), ("peak", "FMA peak"))
         }
-        for path in ("avx2", "avx512", "zen4"):
+        for path in ISAS[1:]:  # the SIMD paths (ISAS[0] is scalar)
             gemm, peak = (
                 rows.get(g, {}).get("results", {}).get(f"pydrop {path}") for g in ("matmul", "peak")
             )
