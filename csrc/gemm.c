@@ -162,8 +162,8 @@ typedef struct gemm_job {
     int64_t n_units;
     _Atomic int32_t status;
     const pd_gemm_epilogue *ep; /* NULL: plain GEMM */
-    /* > 0: column groups mode (group_task): nu groups of cpan B panels, each group's
-     * row blocks claimed from its own counter */
+    /* > 0: column groups mode (group_task): groups of whole B packing units, about
+     * equal (group_panel), each group's row blocks claimed from its own counter */
     int64_t groups;
     _Atomic int64_t group_next[PD_GEMM_MAX_GROUPS];
     /* sparse op(A) (one k chunk): row blocks sum only their nonzeros, unless packed
@@ -512,6 +512,14 @@ static int run_block(gemm_job *j, scratch_set *mine, float *abuf, float *bbuf, i
     return 1;
 }
 
+/* The first B panel of column group grp (npan past the last): the groups split the
+ * packing units as evenly as whole units go, so no thread's share of C is a unit
+ * rounding larger than another's (784 columns: 25 and 24 panels, not 28 and 21). */
+static int64_t group_panel(const gemm_job *j, int64_t grp) {
+    const int64_t units = (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
+    return imin(grp * units / j->groups * PD_GEMM_B_GROUP, j->npan);
+}
+
 /* Column groups mode: task t starts on column group t % groups, packs that group's
  * B panels into its own buffer (at the offsets a full packing would use) and claims
  * the group's row blocks; when none is left it moves on to the next group, packing
@@ -528,7 +536,7 @@ static void group_task(gemm_job *j, int32_t t, scratch_set *mine) {
     const int64_t b_groups = (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
     for (int64_t i = 0; i < j->groups; i++) {
         int64_t grp = (t + i) % j->groups;
-        int64_t np0 = grp * j->cpan, np1 = imin(np0 + j->cpan, j->npan);
+        int64_t np0 = group_panel(j, grp), np1 = group_panel(j, grp + 1);
         int packed = 0;
         for (;;) {
             int64_t ur = atomic_fetch_add_explicit(&j->group_next[grp], 1, memory_order_relaxed);
@@ -536,7 +544,7 @@ static void group_task(gemm_job *j, int32_t t, scratch_set *mine) {
                 break;
             }
             if (!packed) {
-                /* cpan is a multiple of B_GROUP: the group is whole packing units */
+                /* the group is whole packing units */
                 for (int64_t c = 0; c < chunks; c++) {
                     for (int64_t q = np0 / PD_GEMM_B_GROUP; q * PD_GEMM_B_GROUP < np1; q++) {
                         pack_b_unit(j, bbuf, c * b_groups + q);
@@ -950,10 +958,7 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
                  * group's block, compute_block): fused / GEMM alone at 256x784x256 and 256^3 went from 1.09-1.10
                  * and 1.18 over full-width row blocks to 1.04 and 1.14 in quiet spells,
                  * and at 256x784x256 from 1.20 to 1.11 in slow ones. */
-                int64_t groups = imin(imin(threads, j.npan / PD_GEMM_B_GROUP), PD_GEMM_MAX_GROUPS);
-                int64_t per = (j.npan + groups - 1) / groups;
-                j.cpan = (per + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP * PD_GEMM_B_GROUP;
-                j.groups = (j.npan + j.cpan - 1) / j.cpan;
+                j.groups = imin(imin(threads, j.npan / PD_GEMM_B_GROUP), PD_GEMM_MAX_GROUPS);
                 for (int64_t i = 0; i < j.groups; i++) {
                     atomic_store(&j.group_next[i], 0);
                 }

@@ -311,7 +311,8 @@ THREAD_SHAPES = MLP[:4] + [
     (130, 1153, 70, False, False),  # several k chunks
     (256, 10, 256, False, True),  # short k: tiles go along rows of C
     (200, 700, 200, True, False),  # column groups of 8 and 5 panels, 3 k chunks
-    (100, 300, 370, False, True),  # 3 column groups at 4 threads: one task only takes over
+    (100, 300, 190, False, True),  # 3 column groups at 4 threads: one task only takes over
+    (256, 256, 784, False, True),  # groups of 6 and 7 packing units (3, 3, 3, 4 at 4 threads)
 ]
 
 
