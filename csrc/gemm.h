@@ -133,13 +133,6 @@ extern const pd_gemm_isa pd_gemm_scalar;
 extern const pd_gemm_isa pd_gemm_avx2;
 extern const pd_gemm_isa pd_gemm_avx512;
 extern const pd_gemm_isa pd_gemm_zen4;
-/* The AVX-512 narrow kernel (pd_gemm_narrow_fn): 32 rows, up to 12 columns in one
- * pass; the zen4 row takes it too. */
-#define PD_GEMM_NARROW512_ROWS 32
-#define PD_GEMM_NARROW512_COLS 12
-void pd_gemm_narrow_avx512(int64_t kc, const float *a, int64_t csa, const float *b, int64_t rsb,
-                           int64_t csb, float *c, int64_t ldc, const float *cin, int64_t ldcin,
-                           float alpha, float beta, int32_t first, int32_t rows, int32_t cols);
 void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_t kc, int32_t mr,
                        float *dst);
 int pd_gemm_finite_avx2(const float *x, int64_t n);

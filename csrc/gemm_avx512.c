@@ -11,8 +11,8 @@
 
 #define AX_MR 12
 #define AX_NR 32
-#define AX_NMR PD_GEMM_NARROW512_ROWS
-#define AX_NNR PD_GEMM_NARROW512_COLS
+#define AX_NMR 32 /* the narrow kernel's rows and most columns */
+#define AX_NNR 12
 
 /* Row i of the tile: c = alpha * acc + beta * cin (beta == 0: cin is not read). */
 #define AX_STORE_ROW(i, lo, hi)                                                    \
@@ -234,11 +234,11 @@ narrow_sums(int nc, int64_t kc, const float *restrict a, int64_t csa, const floa
         narrow_sums(nc, kc, a, csa, b, rsb, csb, t);                               \
         break
 
-PD_TARGET_AVX512 void pd_gemm_narrow_avx512(int64_t kc, const float *a, int64_t csa,
-                                            const float *b, int64_t rsb, int64_t csb, float *c,
-                                            int64_t ldc, const float *cin, int64_t ldcin,
-                                            float alpha, float beta, int32_t first, int32_t rows,
-                                            int32_t cols) {
+PD_TARGET_AVX512 static void narrow_avx512(int64_t kc, const float *a, int64_t csa,
+                                           const float *b, int64_t rsb, int64_t csb, float *c,
+                                           int64_t ldc, const float *cin, int64_t ldcin,
+                                           float alpha, float beta, int32_t first, int32_t rows,
+                                           int32_t cols) {
     _Alignas(64) float t[AX_NMR * AX_NNR];
     switch (cols) {
         AX_NARROW_CASE(1);
@@ -273,7 +273,7 @@ const pd_gemm_isa pd_gemm_avx512 = {
     .finite = pd_gemm_finite_avx2,
     .nmr = AX_NMR,
     .nnr = AX_NNR,
-    .narrow = pd_gemm_narrow_avx512,
+    .narrow = narrow_avx512,
     .narrow_align = 0, /* its loads span lines at no cost on Zen 4: 12.6 us at any offset */
     .ten = pd_gemm_ten_avx2,
 };
