@@ -376,10 +376,11 @@ def _out(
 
 
 _from_buffer = ffi.from_buffer
+_FLOATS = ffi.typeof("float[]")  # (from_buffer given the type, not its name, skips a lookup)
 
 
 def _fbuf(a: np.ndarray) -> Any:
-    return _from_buffer("float[]", a)
+    return _from_buffer(_FLOATS, a)
 
 
 # --- default generator ------------------------------------------------------
@@ -713,10 +714,11 @@ def _matmul_fast(
 ) -> np.ndarray | None:
     """matmul's usual call in as few Python steps as it takes (for a 256x256x10
     product they cost as much as a seventh of the arithmetic): non-empty float32
-    operands, each C-contiguous or the transpose of one, out None (beta 0) or what
-    _common_out takes, alpha and beta floats. C checks the rest (the operands'
-    alignment, overlap). Returns c, or None for any other call or one that C refused
-    (nothing was written): matmul then checks it in full and names what is wrong."""
+    operands, each C-contiguous or the transpose of one, out None (beta 0) or a
+    writable C-contiguous float32 array of the product's shape, alpha and beta floats.
+    C checks the rest (the operands' alignment, overlap). Returns c, or None for any
+    other call or one that C refused (nothing was written): matmul then checks it in
+    full and names what is wrong."""
     if not (
         type(a) is np.ndarray
         and type(b) is np.ndarray
@@ -732,31 +734,40 @@ def _matmul_fast(
     k2, n = b.shape
     if k != k2 or not (m and n and k):
         return None
-    c: np.ndarray | None
+    c: np.ndarray
     if out is None:
         if beta != 0.0:
             return None
         c = np.empty((m, n), dtype=_F32)
+    elif (
+        type(out) is np.ndarray
+        and out.dtype is _F32
+        and out.shape == (m, n)
+        and out.strides == (4 * n, 4)
+    ):
+        c = out
     else:
-        c = _common_out(out, (m, n))
-        if c is None:
-            return None
+        return None
     # (_dense_layout written out, twice: a call costs more than its tests)
     s0, s1 = a.strides
     if s1 == 4 and s0 == 4 * k:
-        ta, lda, pa = 0, k, _from_buffer("float[]", a)
+        ta, lda, pa = 0, k, _from_buffer(_FLOATS, a)
     elif s0 == 4 and s1 == 4 * m:
-        ta, lda, pa = 1, m, _from_buffer("float[]", a.T)
+        ta, lda, pa = 1, m, _from_buffer(_FLOATS, a.T)
     else:
         return None
     s0, s1 = b.strides
     if s1 == 4 and s0 == 4 * n:
-        tb, ldb, pb = 0, n, _from_buffer("float[]", b)
+        tb, ldb, pb = 0, n, _from_buffer(_FLOATS, b)
     elif s0 == 4 and s1 == 4 * k:
-        tb, ldb, pb = 1, k, _from_buffer("float[]", b.T)
+        tb, ldb, pb = 1, k, _from_buffer(_FLOATS, b.T)
     else:
         return None
-    if lib.pd_sgemm(ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, _from_buffer("float[]", c), n):
+    try:
+        pc = _from_buffer(_FLOATS, c, True)
+    except ValueError:  # read-only out
+        return None
+    if lib.pd_sgemm(ta, tb, m, n, k, alpha, pa, lda, pb, ldb, beta, pc, n):
         return None
     return c
 
