@@ -686,9 +686,6 @@ static size_t span_c(const pd_sgemm_args *g) {
     return g->m > 0 && g->n > 0 ? pd_span_bytes(g->m, g->n, g->ldc) : 0;
 }
 
-/* Whether p is not a float's address (a view at an odd byte offset). */
-static int misaligned(const float *p) { return (uintptr_t)p % _Alignof(float) != 0; }
-
 /* pd_sgemm's argument checks. */
 static pd_status sgemm_check(const pd_sgemm_args *g) {
     if ((g->trans_a != 0 && g->trans_a != 1) || (g->trans_b != 0 && g->trans_b != 1)) {
@@ -705,7 +702,7 @@ static pd_status sgemm_check(const pd_sgemm_args *g) {
         (g->c == NULL && g->m > 0 && g->n > 0)) {
         return PD_ERR_ARG;
     }
-    if (misaligned(g->a) || misaligned(g->b) || misaligned(g->c)) {
+    if (pd_misaligned(g->a) || pd_misaligned(g->b) || pd_misaligned(g->c)) {
         return PD_ERR_ARG;
     }
     /* The spans each operand's rows and leading dimension cover: no real array is

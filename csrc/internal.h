@@ -72,6 +72,9 @@ const pd_kernels *pd_active_kernels(void);
 typedef void (*pd_task_fn)(void *ctx, int32_t t, int32_t n_tasks);
 pd_status pd_parallel(int32_t n_tasks, pd_task_fn fn, void *ctx);
 
+/* Whether p is not a float's address (a view at an odd byte offset). */
+static inline int pd_misaligned(const float *p) { return (uintptr_t)p % _Alignof(float) != 0; }
+
 /* Whether [a, a + na) and [b, b + nb) share a byte (NULL or empty never does). */
 static inline int pd_overlaps(const void *a, size_t na, const void *b, size_t nb) {
     const char *pa = a, *pb = b;

@@ -79,7 +79,8 @@ pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int
     }
     const int64_t total = m * n;
     size_t ybytes = (size_t)total * sizeof(float), mbytes = (size_t)((total + 7) >> 3);
-    if (y == NULL || (k > 0 && (x == NULL || w == NULL)) || (mask == NULL && p != 0.0f)) {
+    if (y == NULL || (k > 0 && (x == NULL || w == NULL)) || (mask == NULL && p != 0.0f) ||
+        pd_misaligned(x) || pd_misaligned(w) || pd_misaligned(bias) || pd_misaligned(y)) {
         return PD_ERR_ARG;
     }
     size_t xbytes = k > 0 ? pd_span_bytes(m, k, ldx) : 0;

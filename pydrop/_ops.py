@@ -376,7 +376,9 @@ def _out(
 
 
 _from_buffer = ffi.from_buffer
-_FLOATS = ffi.typeof("float[]")  # (from_buffer given the type, not its name, skips a lookup)
+# (from_buffer given a type, not its name, skips a lookup)
+_FLOATS = ffi.typeof("float[]")
+_BYTES = ffi.typeof("uint8_t[]")
 
 
 def _fbuf(a: np.ndarray) -> Any:
@@ -845,7 +847,7 @@ class _Call:
 class _LinearCall(_Call):
     """linear()'s checked arguments but the dropout counters, which ``run`` takes."""
 
-    __slots__ = ("y", "mask", "_args", "_inputs")
+    __slots__ = ("y", "mask", "_args")
 
     def __init__(
         self,
@@ -864,11 +866,11 @@ class _LinearCall(_Call):
             self._checked(args)
 
     def _common(self, args: tuple[Any, ...]) -> bool:
-        """_checked for the usual call, in fewer Python steps: non-empty
-        float32 x C-contiguous, w C-contiguous or a transposed one, b None or dense
-        (n,), out None or dense (m, n) and writable, mask_out None or a writable byte
-        buffer of the right size, p a float in [0, 1]. False leaves every other call,
-        and every error message, to _checked."""
+        """_checked for the usual call, in fewer Python steps: non-empty float32 x
+        C-contiguous, w C-contiguous or a transposed one, b None or dense (n,), out
+        None or dense (m, n) and writable, mask_out None or a writable byte buffer of
+        the right size, p a float in [0, 1]. False leaves every other call, and every
+        error message, to _checked (writability: the buffer exports in _set test it)."""
         x, w, b, activation, p, out, mask_out, want_mask = args
         if not (
             type(x) is np.ndarray
@@ -884,40 +886,56 @@ class _LinearCall(_Call):
             return False
         m, k = x.shape
         k2, n = w.shape
-        fx = x.flags
-        if k != k2 or not (m and n and k and fx.c_contiguous and fx.aligned and w.flags.aligned):
+        if k != k2 or not (m and n and k) or x.strides != (4 * k, 4):
             return False
-        layout = _dense_layout(w)
-        if layout is None:
+        # (tested here, though C tests it too: a call C rejects has drawn its counters)
+        if not (x.flags.aligned and w.flags.aligned):
             return False
-        trans_w, ldw = layout
-        if b is not None and not _plain_vector(b, _F32, n):
+        s0, s1 = w.strides
+        if s1 == 4 and s0 == 4 * n:
+            trans_w, ldw, pw = 0, n, _from_buffer(_FLOATS, w)
+        elif s0 == 4 and s1 == 4 * k:
+            trans_w, ldw, pw = 1, k, _from_buffer(_FLOATS, w.T)
+        else:
             return False
-        y = _common_out(out, (m, n))
-        if y is None:
+        if b is not None and not (
+            type(b) is np.ndarray
+            and b.dtype is _F32
+            and b.shape == (n,)
+            and b.strides == (4,)
+            and b.flags.aligned
+        ):
             return False
+        if out is None:
+            y = np.empty((m, n), dtype=_F32)
+        elif (
+            type(out) is np.ndarray
+            and out.dtype is _F32
+            and out.shape == (m, n)
+            and out.strides == (4 * n, 4)
+            and out.flags.aligned
+        ):
+            y = out
+        else:
+            return False
+        nbytes = (m * n + 7) >> 3
         mask = None
         if mask_out is not None:
-            if not (_plain_vector(mask_out, _U8, _mask_bytes(m * n)) and mask_out.flags.writeable):
+            if not (
+                type(mask_out) is np.ndarray
+                and mask_out.dtype is _U8
+                and mask_out.shape == (nbytes,)
+                and mask_out.strides == (1,)
+            ):
                 return False
             mask = mask_out
         elif want_mask:
-            mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
-        pw = _fbuf(w.T if trans_w else w)
-        self._set(
-            x,
-            _fbuf(x),
-            k,
-            w,
-            pw,
-            trans_w,
-            ldw,
-            b,
-            y,
-            mask,
-            int(activation is not None),
-            p,
-        )
+            mask = np.empty(nbytes, dtype=np.uint8)
+        try:
+            act = int(activation is not None)
+            self._set(x, _from_buffer(_FLOATS, x), k, w, pw, trans_w, ldw, b, y, mask, act, p)
+        except ValueError:  # a read-only out or mask_out
+            return False
         return True
 
     def _checked(self, args: tuple[Any, ...]) -> None:
@@ -958,14 +976,26 @@ class _LinearCall(_Call):
         act: int,
         p: float,
     ) -> None:
-        """The checked call's outputs and C arguments (px, pw: x's and w's addresses)."""
+        """The checked call's outputs and C arguments (px, pw: x's and w's addresses).
+        Raises ValueError for a read-only y or mask."""
         (m, k), n = x.shape, y.shape[1]
         self.y, self.mask = y, mask
-        self._inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
         self._args = (
-            (px, ldx, pw, ldw, trans_w)
-            + (ffi.NULL if b is None else _fbuf(b), _fbuf(y))
-            + (ffi.NULL if mask is None else ffi.from_buffer("uint8_t[]", mask), m, n, k, act, p)
+            (
+                px,
+                ldx,
+                pw,
+                ldw,
+                trans_w,
+                ffi.NULL if b is None else _from_buffer(_FLOATS, b),
+                _from_buffer(_FLOATS, y, True),
+                ffi.NULL if mask is None else _from_buffer(_BYTES, mask, True),
+                m,
+                n,
+                k,
+                act,
+                p,
+            )
             if y.size
             else ()
         )
@@ -976,10 +1006,12 @@ class _LinearCall(_Call):
         status = lib.pd_linear_forward_f32(*self._args, seed, stream, step)
         if status == lib.PD_ERR_ARG:
             # every other argument was checked: name the overlap C found
+            x, w, b = self.arrays[:3]
+            inputs = {"x": x, "w": w} if b is None else {"x": x, "w": w, "b": b}
             y = self.y
-            _out(y, y.shape, self._inputs, in_place=False)
+            _out(y, y.shape, inputs, in_place=False)
             if self.mask is not None:
-                _mask_out(self.mask, y.size, {**self._inputs, "out": y})
+                _mask_out(self.mask, y.size, {**inputs, "out": y})
         _check(status, "linear")
 
 

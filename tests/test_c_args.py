@@ -48,6 +48,37 @@ def test_sgemm_rejects_a_pointer_that_is_not_a_floats_address(which):
     np.testing.assert_array_equal(buf, before)
 
 
+@pytest.mark.parametrize("which", ["x", "w", "bias", "y"])
+def test_linear_forward_rejects_a_pointer_that_is_not_a_floats_address(which):
+    """linear()'s common call leaves the alignment test to C."""
+    buf = np.arange(64, dtype=np.float32)
+    before = buf.copy()
+    mask = np.full(1, 0xAB, np.uint8)
+    ptr = {n: fptr(buf) + 16 * i for i, n in enumerate(["x", "w", "bias", "y"])}
+    ptr[which] = ffi.cast("float *", ffi.cast("char *", ptr[which]) + 1)
+    status = lib.pd_linear_forward_f32(
+        ptr["x"],
+        2,
+        ptr["w"],
+        4,
+        0,
+        ptr["bias"],
+        ptr["y"],
+        ffi.cast("uint8_t *", mask.ctypes.data),
+        2,
+        4,
+        2,
+        1,
+        0.5,
+        1,
+        0,
+        0,
+    )
+    assert status == lib.PD_ERR_ARG
+    np.testing.assert_array_equal(buf, before)
+    assert mask[0] == 0xAB
+
+
 def test_linear_forward_rejects_a_wrapping_span():
     x = np.ones((2, 2), dtype=np.float32)
     w = np.ones((2, 2), dtype=np.float32)

@@ -159,6 +159,43 @@ def test_bad_input(call, exc, text):
     assert text in str(info.value)
 
 
+def _misaligned(a):
+    """a's values in an array that starts one byte past a float's address."""
+    raw = np.zeros(a.nbytes + 1, np.uint8)
+    out = raw[1:].view(F).reshape(a.shape)
+    out[...] = a
+    assert not out.flags.aligned
+    return out
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("which", ["x", "w", "b", "out", "out read-only", "mask_out read-only"])
+def test_misaligned_or_read_only_arguments_are_named_before_any_draw(which):
+    """linear()'s common call tests writability through its buffer exports: a
+    misaligned operand or a read-only output gets its named error, and y, the mask
+    and the default generator are left as they were."""
+    x, w, b = operands(6, 16, 5, False)
+    args = {"x": x, "w": w, "b": b}
+    out, mask = np.full((6, 16), 7.0, F), np.full(12, 0xAB, np.uint8)
+    kw = {"out": out, "mask_out": mask}
+    if which in args:
+        args[which] = _misaligned(args[which])
+    elif which == "out":
+        kw["out"] = out = _misaligned(out)
+    else:
+        _read_only(kw[which.split()[0]])
+    state = pydrop.get_rng_state()
+    with pytest.raises(ValueError, match="read-only" if "read-only" in which else "aligned") as e:
+        pydrop.linear(args["x"], args["w"], args["b"], activation="relu", dropout=0.5, **kw)
+    assert which.split()[0] in str(e.value)
+    assert (out == 7.0).all() and (mask == 0xAB).all()
+    assert pydrop.get_rng_state() == state
+
+
 def _widened(a, extra):
     """a as a view into a wider buffer (rows keep unit stride, ld = cols + extra)."""
     buf = np.full((a.shape[0], a.shape[1] + extra), np.nan, a.dtype)
