@@ -644,14 +644,18 @@ def _ptr(a: np.ndarray, trans: int = 0) -> Any:
 
 def _common_out(out: object, shape: tuple[int, int]) -> np.ndarray | None:
     """The output of a common call (the fast paths): a new array for None, out itself
-    when it is a writable, aligned, C-contiguous float32 array of `shape`, else None
-    (the call then takes the full checks)."""
+    when it is an aligned, C-contiguous float32 array of `shape`, else None (the call
+    then takes the full checks). Its writability is for the buffer export to test."""
     if out is None:
         return np.empty(shape, dtype=np.float32)
-    if type(out) is np.ndarray and out.dtype is _F32 and out.shape == shape:
-        f = out.flags
-        if f.c_contiguous and f.writeable and f.aligned:
-            return out
+    if (
+        type(out) is np.ndarray
+        and out.dtype is _F32
+        and out.shape == shape
+        and out.strides == (4 * shape[1], 4)
+        and out.flags.aligned
+    ):
+        return out
     return None
 
 
@@ -737,6 +741,8 @@ def _matmul_fast(
     if k != k2 or not (m and n and k):
         return None
     c: np.ndarray
+    # (_common_out written out, as _dense_layout below: a call costs more than its tests;
+    # C tests the alignment)
     if out is None:
         if beta != 0.0:
             return None
@@ -891,48 +897,25 @@ class _LinearCall(_Call):
         # (tested here, though C tests it too: a call C rejects has drawn its counters)
         if not (x.flags.aligned and w.flags.aligned):
             return False
-        s0, s1 = w.strides
-        if s1 == 4 and s0 == 4 * n:
-            trans_w, ldw, pw = 0, n, _from_buffer(_FLOATS, w)
-        elif s0 == 4 and s1 == 4 * k:
-            trans_w, ldw, pw = 1, k, _from_buffer(_FLOATS, w.T)
-        else:
+        layout = _dense_layout(w)
+        if layout is None:
             return False
-        if b is not None and not (
-            type(b) is np.ndarray
-            and b.dtype is _F32
-            and b.shape == (n,)
-            and b.strides == (4,)
-            and b.flags.aligned
-        ):
+        trans_w, ldw = layout
+        if b is not None and not _plain_vector(b, _F32, n):
             return False
-        if out is None:
-            y = np.empty((m, n), dtype=_F32)
-        elif (
-            type(out) is np.ndarray
-            and out.dtype is _F32
-            and out.shape == (m, n)
-            and out.strides == (4 * n, 4)
-            and out.flags.aligned
-        ):
-            y = out
-        else:
+        y = _common_out(out, (m, n))
+        if y is None:
             return False
-        nbytes = (m * n + 7) >> 3
         mask = None
         if mask_out is not None:
-            if not (
-                type(mask_out) is np.ndarray
-                and mask_out.dtype is _U8
-                and mask_out.shape == (nbytes,)
-                and mask_out.strides == (1,)
-            ):
+            if not _plain_vector(mask_out, _U8, _mask_bytes(m * n)):
                 return False
             mask = mask_out
         elif want_mask:
-            mask = np.empty(nbytes, dtype=np.uint8)
+            mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
+        act = int(activation is not None)
+        pw = _from_buffer(_FLOATS, w.T if trans_w else w)
         try:
-            act = int(activation is not None)
             self._set(x, _from_buffer(_FLOATS, x), k, w, pw, trans_w, ldw, b, y, mask, act, p)
         except ValueError:  # a read-only out or mask_out
             return False
