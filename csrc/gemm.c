@@ -243,11 +243,16 @@ static float *bpanel(const gemm_job *j, float *bbuf, int64_t pc, int64_t kc, int
     return bbuf + (pc - j->p0) * j->npan * j->g->nr + q * kc * j->g->nr;
 }
 
+/* B packing units per k chunk of the block: groups of PD_GEMM_B_GROUP panels. */
+static int64_t b_units(const gemm_job *j) {
+    return (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
+}
+
 /* Pack unit u = (chunk, group of PD_GEMM_B_GROUP panels) of B: one packer call, so
  * it can walk the source rows across the group's panels. */
 static void pack_b_unit(gemm_job *j, float *bbuf, int64_t u) {
     const int64_t nr = j->g->nr;
-    const int64_t groups = (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
+    const int64_t groups = b_units(j);
     int64_t chunk = u / groups, q = u % groups * PD_GEMM_B_GROUP;
     int64_t pc = j->p0 + chunk * j->kc_base;
     int64_t kc = imin(j->kc_base, j->p1 - pc);
@@ -516,8 +521,7 @@ static int run_block(gemm_job *j, scratch_set *mine, float *abuf, float *bbuf, i
  * packing units as evenly as whole units go, so no thread's share of C is a unit
  * rounding larger than another's (784 columns: 25 and 24 panels, not 28 and 21). */
 static int64_t group_panel(const gemm_job *j, int64_t grp) {
-    const int64_t units = (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
-    return imin(grp * units / j->groups * PD_GEMM_B_GROUP, j->npan);
+    return imin(grp * b_units(j) / j->groups * PD_GEMM_B_GROUP, j->npan);
 }
 
 /* Column groups mode: task t starts on column group t % groups, packs that group's
@@ -533,7 +537,7 @@ static void group_task(gemm_job *j, int32_t t, scratch_set *mine) {
         return;
     }
     const int64_t chunks = (j->p1 - j->p0 + j->kc_base - 1) / j->kc_base;
-    const int64_t b_groups = (j->npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP;
+    const int64_t b_groups = b_units(j);
     for (int64_t i = 0; i < j->groups; i++) {
         int64_t grp = (t + i) % j->groups;
         int64_t np0 = group_panel(j, grp), np1 = group_panel(j, grp + 1);
@@ -982,7 +986,7 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
             j.mu = (mpan + j.upan - 1) / j.upan;
             j.nu = (j.npan + j.cpan - 1) / j.cpan;
             int64_t chunks = (j.p1 - p0 + j.kc_base - 1) / j.kc_base;
-            j.nb_units = chunks * ((j.npan + PD_GEMM_B_GROUP - 1) / PD_GEMM_B_GROUP);
+            j.nb_units = chunks * b_units(&j);
             j.n_units = j.nb_units;
             j.mpan = mpan;
             /* Threads sharing B also share one packing of A when it fits: otherwise

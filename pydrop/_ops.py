@@ -914,9 +914,9 @@ class _LinearCall(_Call):
         elif want_mask:
             mask = np.empty(_mask_bytes(m * n), dtype=np.uint8)
         act = int(activation is not None)
-        pw = _from_buffer(_FLOATS, w.T if trans_w else w)
+        pw = _fbuf(w.T if trans_w else w)
         try:
-            self._set(x, _from_buffer(_FLOATS, x), k, w, pw, trans_w, ldw, b, y, mask, act, p)
+            self._set(x, _fbuf(x), k, w, pw, trans_w, ldw, b, y, mask, act, p)
         except ValueError:  # a read-only out or mask_out
             return False
         return True
@@ -970,7 +970,7 @@ class _LinearCall(_Call):
                 pw,
                 ldw,
                 trans_w,
-                ffi.NULL if b is None else _from_buffer(_FLOATS, b),
+                ffi.NULL if b is None else _fbuf(b),
                 _from_buffer(_FLOATS, y, True),
                 ffi.NULL if mask is None else _from_buffer(_BYTES, mask, True),
                 m,

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from arrays import misaligned, read_only
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -9,18 +10,6 @@ from hypothesis.extra import numpy as hnp
 import pydrop
 
 F = np.float32
-
-
-def misaligned(n: int) -> np.ndarray:
-    raw = np.zeros(4 * n + 1, np.uint8)
-    a = raw[1:].view(F)
-    assert not a.flags.aligned
-    return a
-
-
-def read_only(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 X = np.ones((4, 8), F)

@@ -50,7 +50,7 @@ def test_sgemm_rejects_a_pointer_that_is_not_a_floats_address(which):
 
 @pytest.mark.parametrize("which", ["x", "w", "bias", "y"])
 def test_linear_forward_rejects_a_pointer_that_is_not_a_floats_address(which):
-    """linear()'s common call leaves the alignment test to C."""
+    """C checks alignment itself, whatever Python tested (C never trusts Python)."""
     buf = np.arange(64, dtype=np.float32)
     before = buf.copy()
     mask = np.full(1, 0xAB, np.uint8)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from arrays import misaligned, read_only
 
 import pydrop
 
@@ -161,16 +162,9 @@ def test_bad_input(call, exc, text):
 
 def _misaligned(a):
     """a's values in an array that starts one byte past a float's address."""
-    raw = np.zeros(a.nbytes + 1, np.uint8)
-    out = raw[1:].view(F).reshape(a.shape)
+    out = misaligned(a.size).reshape(a.shape)
     out[...] = a
-    assert not out.flags.aligned
     return out
-
-
-def _read_only(a):
-    a.flags.writeable = False
-    return a
 
 
 @pytest.mark.parametrize("which", ["x", "w", "b", "out", "out read-only", "mask_out read-only"])
@@ -187,7 +181,7 @@ def test_misaligned_or_read_only_arguments_are_named_before_any_draw(which):
     elif which == "out":
         kw["out"] = out = _misaligned(out)
     else:
-        _read_only(kw[which.split()[0]])
+        read_only(kw[which.split()[0]])
     state = pydrop.get_rng_state()
     with pytest.raises(ValueError, match="read-only" if "read-only" in which else "aligned") as e:
         pydrop.linear(args["x"], args["w"], args["b"], activation="relu", dropout=0.5, **kw)
