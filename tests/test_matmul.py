@@ -313,6 +313,7 @@ THREAD_SHAPES = MLP[:4] + [
     (200, 700, 200, True, False),  # column groups of 8 and 5 panels, 3 k chunks
     (100, 300, 190, False, True),  # 3 column groups at 4 threads: one task only takes over
     (256, 256, 784, False, True),  # groups of 6 and 7 packing units (3, 3, 3, 4 at 4 threads)
+    (70, 300, 300, False, False),  # NR = 16: A packed at 1 thread (19 panels), in place in groups
 ]
 
 
