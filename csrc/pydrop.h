@@ -151,9 +151,10 @@ pd_status pd_sgemm_pair(const pd_sgemm_args *g0, const pd_sgemm_args *g1);
  *   pd_dropout_forward_f32(y, y, mask, m * n, p, seed, stream, step)
  * (mask element i * n + j is y[i][j]). mask may be NULL only when p == 0 (then no
  * mask is written). x, w, bias and y must be float-aligned; y and mask must not
- * overlap x, w, bias or each other (PD_ERR_ARG, nothing written). Dropout joins the
- * epilogue when n % 8 == 0 (each row of y then owns whole mask bytes); otherwise it
- * runs after the GEMM as a second pass over y, with the same bits. */
+ * overlap x, w, bias or each other (PD_ERR_ARG, nothing written). Dropout with
+ * 0 < p < 1 joins the epilogue when n % 8 == 0 (each row of y then owns whole mask
+ * bytes); otherwise it runs after the GEMM as a second pass over y, with the same
+ * bits. p == 1 skips the GEMM: y is all +0.0 whatever x @ w would be. */
 pd_status pd_linear_forward_f32(const float *x, int64_t ldx, const float *w, int64_t ldw,
                                 int32_t trans_w, const float *bias, float *y, uint8_t *mask,
                                 int64_t m, int64_t n, int64_t k, int32_t act, float p,
