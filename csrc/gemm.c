@@ -16,11 +16,12 @@
  * are bit-identical for any thread count (and the SIMD rows, which sum in the same
  * order with fused multiply-adds, agree with each other). Edge tiles use the same
  * kernel with masked C loads/stores (packing already zero-padded A and B).
- * A product with one k chunk whose op(A) or op(B) is mostly zeros (after ReLU and
- * dropout) takes the sparse path (sparse_choice): tasks claim row blocks (full-width,
- * or of their column group), list each row's nonzeros of op(A) with their offsets
- * into packed B, and sum only those terms, in the dense order; a sparse op(B) runs as
- * C^T = op(B)^T op(A)^T.
+ * A product that is one block (one column block, one k group) whose op(A) or op(B)
+ * is mostly zeros (after ReLU and dropout; the zero pixels of an image) takes the
+ * sparse path (sparse_choice): tasks claim row blocks (full-width, or of their column
+ * group) and, k chunk by k chunk, list each row's nonzeros of op(A) with their
+ * offsets into packed B and sum only those terms, in the dense order with the dense
+ * chunk arithmetic; a sparse op(B) runs as C^T = op(B)^T op(A)^T.
  * C with fewer columns than NR takes the narrow path (narrow_block): a kernel
  * vectorized down the rows of C, which reads op(B), and op(A) when its rows are
  * adjacent, in place; C with 9 or 10 columns and an op(A) with rows apart (X·W)
@@ -76,9 +77,11 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
 /* Most column groups of one call (group_task). */
 #define PD_GEMM_MAX_GROUPS 16
 /* AUTO takes a sparse operand with at most this fraction of nonzeros, in products of
- * at least SPARSE_FLOPS: at 256^3 the sparse kernels broke even near half nonzeros
- * and ran 1.2-1.5x faster at a third (what ReLU and dropout p = 0.5 leave). */
-#define PD_GEMM_SPARSE_DENSITY 0.4
+ * at least SPARSE_FLOPS. The sparse kernels broke even near 0.6 (zen4, 1 and 2
+ * threads: 256x784x256, 256^3, 256x256x784 and 1024^3 with zeros at random, and
+ * Fashion-MNIST batches X·W1), ran 1.1-1.25x faster at half (the images' zeros) and
+ * 1.6-1.8x at 0.3 (what ReLU and dropout p = 0.5 leave). */
+#define PD_GEMM_SPARSE_DENSITY 0.55
 #define PD_GEMM_SPARSE_FLOPS ((int64_t)1 << 22)
 /* Slack floats after each packed buffer (cheap insurance for vector packers). */
 #define PD_GEMM_SLACK 64
@@ -214,6 +217,28 @@ static double sample_density(const float *x, int64_t rs, int64_t cs, int64_t m, 
     return (double)nz / (double)(picks * len);
 }
 
+/* Every k chunk but the last: balanced chunks of at most PD_GEMM_KC_MAX, rounded up
+ * to 8; a function of k only, never of the ISA or the thread count. */
+static int64_t chunk_base(int64_t k) {
+    const int64_t n_chunks = (k + PD_GEMM_KC_MAX - 1) / PD_GEMM_KC_MAX;
+    return ((k + n_chunks - 1) / n_chunks + 7) & ~(int64_t)7;
+}
+
+/* The packed-B block width for n columns, and the k chunks per block (B_CAP). */
+static int64_t block_cols(int64_t n, int64_t nr) {
+    return imin((n + nr - 1) / nr * nr, PD_GEMM_NC_MAX);
+}
+static int64_t group_chunks(int64_t nc, int64_t kc_base) {
+    const int64_t c = PD_GEMM_B_CAP / (nc * kc_base);
+    return c < 1 ? 1 : c;
+}
+
+/* Whether an n-column product over k is one block: one column block, one k group. */
+static int one_block(int64_t n, int64_t k, int64_t nr) {
+    const int64_t kc_base = chunk_base(k), nc = block_cols(n, nr);
+    return n <= nc && (k + kc_base - 1) / kc_base <= group_chunks(nc, kc_base);
+}
+
 /* Which operand, if any, the product takes sparse: 0 none, 1 op(A), 2 op(B) (as C^T
  * = op(B)^T op(A)^T, with C written transposed; plain products only). The sparser
  * eligible one; in AUTO mode only at most SPARSE_DENSITY nonzeros, and for
@@ -222,16 +247,16 @@ static double sample_density(const float *x, int64_t rs, int64_t cs, int64_t m, 
 static int sparse_choice(int32_t mode, const pd_gemm_isa *g, const pd_gemm_epilogue *ep,
                          const float *a, int64_t rsa, int64_t csa, const float *b, int64_t rsb,
                          int64_t csb, int64_t m, int64_t n, int64_t k) {
-    if (mode == PD_SPARSE_OFF || g->sparse == NULL || k > PD_GEMM_KC_MAX) {
+    if (mode == PD_SPARSE_OFF || g->sparse == NULL) {
         return 0;
     }
     const int auto_mode = mode == PD_SPARSE_AUTO;
     if (auto_mode && gemm_flops(m, n, k) < (double)PD_GEMM_SPARSE_FLOPS) {
         return 0;
     }
-    /* one column block of the (possibly transposed) product */
-    int ok_a = n <= PD_GEMM_NC_MAX && (!auto_mode || n > g->nr);
-    int ok_b = ep == NULL && m <= PD_GEMM_NC_MAX && (!auto_mode || m > g->nr);
+    /* one block of the (possibly transposed) product: one column block, one k group */
+    int ok_a = one_block(n, k, g->nr) && (!auto_mode || n > g->nr);
+    int ok_b = ep == NULL && one_block(m, k, g->nr) && (!auto_mode || m > g->nr);
     double da = ok_a ? sample_density(a, rsa, csa, m, k) : 2.0;
     double db = ok_b ? sample_density(b, csb, rsb, n, k) : 2.0;
     double limit = auto_mode ? PD_GEMM_SPARSE_DENSITY : 1.0;
@@ -399,38 +424,39 @@ static void compute_block(gemm_job *j, float *abuf, float *bbuf, int64_t mp0, in
 }
 
 /* Rows [mp0 * MR, mp1 * MR) x column panels [np0, np1) of the job's C (of C^T when
- * j->ct) from the nonzeros of their rows of op(A) (j->sparse: one k chunk, one column
- * block), then the epilogue. Returns 0 when out of memory. */
+ * j->ct) from the nonzeros of their rows of op(A) (j->sparse: one block), then the
+ * epilogue. Returns 0 when out of memory. */
 static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64_t mp0,
                         int64_t mp1, int64_t np0, int64_t np1) {
     const pd_gemm_isa *g = j->g;
     const int64_t row0 = mp0 * g->mr, rows = imin(mp1 * g->mr, j->m) - row0;
     const int64_t col0 = np0 * g->nr, cols = imin(np1 * g->nr, j->n) - col0;
-    const int64_t k = j->k, nr = g->nr, nseg = (k + PD_GEMM_SPARSE_SEG - 1) / PD_GEMM_SPARSE_SEG;
-    const int64_t cap = k + 8;
+    const int64_t nr = g->nr, kmax = imin(j->kc_base, j->k);
+    const int64_t nseg_max = (kmax + PD_GEMM_SPARSE_SEG - 1) / PD_GEMM_SPARSE_SEG, cap = kmax + 8;
     float *buf = mine != NULL
-                     ? scratch_get(&mine->sp, rows * (2 * cap + nseg + PD_GEMM_SPARSE_COLS))
+                     ? scratch_get(&mine->sp, rows * (2 * cap + nseg_max + PD_GEMM_SPARSE_COLS))
                      : NULL;
     if (buf == NULL) {
         return 0;
     }
     float *val = buf, *acc = buf + rows * cap;
     int32_t *off = (int32_t *)(acc + rows * PD_GEMM_SPARSE_COLS), *ends = off + rows * cap;
-    g->sparse_build(j->a + row0 * j->rsa, j->rsa, j->csa, rows, k, (int32_t)nr, cap, nseg, ends,
-                    off, val);
-    pd_sparse_rows sr = {
-        .rows = rows, .cap = cap, .nseg = nseg, .ends = ends, .off = off, .val = val};
     float *c = j->c + (j->ct ? col0 * j->ldc + row0 : row0 * j->ldc + col0);
-    const float *cin = c;
-    int64_t ldcin = j->ldc;
-    float beta = j->beta;
-    if (j->ep != NULL && j->ep->bias != NULL) {
-        cin = j->ep->bias + col0;
-        ldcin = 0;
-        beta = 1.0f;
+    /* chunk by chunk, as the dense path: C = alpha * sum + beta * C (or the bias row),
+     * then C = alpha * sum + C */
+    for (int64_t pc = j->p0; pc < j->p1; pc += j->kc_base) {
+        const int64_t kc = imin(j->kc_base, j->p1 - pc);
+        const int64_t nseg = (kc + PD_GEMM_SPARSE_SEG - 1) / PD_GEMM_SPARSE_SEG;
+        g->sparse_build(j->a + row0 * j->rsa + pc * j->csa, j->rsa, j->csa, rows, kc,
+                        (int32_t)nr, cap, nseg, ends, off, val);
+        pd_sparse_rows sr = {
+            .rows = rows, .cap = cap, .nseg = nseg, .ends = ends, .off = off, .val = val};
+        const float *bias;
+        const float beta = chunk_beta(j, pc, &bias);
+        g->sparse(&sr, bpanel(j, bbuf, pc, kc, np0), kc, (int32_t)nr, cols, c, j->ldc,
+                  bias != NULL ? bias + col0 : c, bias != NULL ? 0 : j->ldc, j->alpha, beta,
+                  j->ct, acc);
     }
-    g->sparse(&sr, bpanel(j, bbuf, j->p0, k, np0), k, (int32_t)nr, cols, c, j->ldc, cin, ldcin,
-              j->alpha, beta, j->ct, acc);
     if (j->ep != NULL && j->ep->after != NULL) {
         j->ep->after(j->ep, c, j->ldc, row0, rows, col0, cols);
     }
@@ -872,10 +898,8 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
     j.alpha = alpha;
     j.beta = beta;
     j.ep = ep;
-    /* Balanced k chunks of at most PD_GEMM_KC_MAX, rounded up to 8: a function of k
-     * only, never of the ISA or the thread count. */
-    int64_t n_chunks = (k + PD_GEMM_KC_MAX - 1) / PD_GEMM_KC_MAX;
-    j.kc_base = ((k + n_chunks - 1) / n_chunks + 7) & ~(int64_t)7;
+    j.kc_base = chunk_base(k);
+    const int64_t n_chunks = (k + j.kc_base - 1) / j.kc_base;
 
     int32_t threads = max_threads;
     double by_work = gemm_flops(m, n, k) / (double)PD_GEMM_FLOPS_PER_TASK;
@@ -904,12 +928,8 @@ static pd_status gemm_run(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n
     }
 
     int64_t n_pad = (n + nr - 1) / nr * nr;
-    int64_t nc = imin(n_pad, PD_GEMM_NC_MAX);
-    int64_t chunks_per_group = PD_GEMM_B_CAP / (nc * j.kc_base);
-    if (chunks_per_group < 1) {
-        chunks_per_group = 1;
-    }
-    int64_t kgroup = chunks_per_group * j.kc_base;
+    int64_t nc = block_cols(n, nr);
+    int64_t kgroup = group_chunks(nc, j.kc_base) * j.kc_base;
     scratch_set *mine = scratch_mine();
     j.bsize = nc * imin(kgroup, n_chunks * j.kc_base);
     float *bbuf = mine != NULL ? scratch_get(&mine->b, j.bsize) : NULL;

@@ -96,14 +96,14 @@ pd_status pd_dropout_backward_f32(const float *dy, const uint8_t *mask, float *d
 pd_status pd_relu_forward_f32(const float *x, float *y, int64_t n);
 pd_status pd_relu_backward_f32(const float *dy, const float *x, float *dx, int64_t n);
 
-/* Sparse operands in SGEMM (and the products built on it): when a product has one
- * k chunk and op(A) or op(B) is mostly zeros (as after ReLU and dropout), each row of
- * C (of C^T for op(B)) sums only its nonzero terms, in the same order with the same
- * arithmetic. A product 0 * x with x finite never changes such a sum, so C is
+/* Sparse operands in SGEMM (and the products built on it): when op(A) or op(B) is
+ * mostly zeros (as after ReLU and dropout, or in an image's background) and packed
+ * op(B) (op(A) for op(B)) fits one block (2^21 floats), each row of C (of C^T for
+ * op(B)) sums only its nonzero terms, in the same order with the same arithmetic. A product 0 * x with x finite never changes such a sum, so C is
  * bit-identical to the dense path's, except that a sum which underflows to -0.0
  * stays -0.0 where the dense path's next 0 * x would make it +0.0. An Inf or NaN in
  * the other operand sends the product down the dense path. AUTO takes the sparser
- * operand at most 40% nonzeros (sampled), ALWAYS whenever the product qualifies. */
+ * operand at most 55% nonzeros (sampled), ALWAYS whenever the product qualifies. */
 enum { PD_SPARSE_OFF = 0, PD_SPARSE_AUTO = 1, PD_SPARSE_ALWAYS = 2 };
 pd_status pd_set_sparse_gemm(int32_t mode);
 int32_t pd_get_sparse_gemm(void);

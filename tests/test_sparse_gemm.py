@@ -4,11 +4,13 @@ Each row of C sums only the nonzero terms of its row of op(A), in the dense orde
 the dense arithmetic: adding 0 * x (x finite) to a running sum never changes it, so
 the two paths agree to the bit, on every ISA and for any thread count. When op(B) is
 the sparser operand, the product runs as C^T = op(B)^T op(A)^T with C written
-transposed: the same products summed in the same order (x * y == y * x). 'always'
-takes the sparser operand of every product with one k chunk, so these tests reach
-every edge of the kernels whatever the density. The operands are standard normal, so
-no product comes near underflow: a sum that underflows to -0.0 is the one place the
-paths may differ (the dense path's next 0 * x term turns it into +0.0).
+transposed: the same products summed in the same order (x * y == y * x). Past one k
+chunk (320), each chunk's sum is made so and added to C as the dense path adds it.
+'always' takes the sparser operand of every product whose other operand, packed,
+fits one block, so these tests reach every edge of the kernels whatever the density.
+The operands are standard normal, so no product comes near underflow: a sum that
+underflows to -0.0 is the one place the paths may differ (the dense path's next
+0 * x term turns it into +0.0).
 """
 
 import numpy as np
@@ -37,8 +39,8 @@ def both_paths(a, b, alpha=1.0, beta=0.0, c_in=None):
 
 
 # (m, k, n): rows odd and even, n around the 8-wide vectors, the 16- and 32-wide packed
-# panels and the 48-column blocks of the kernels, k across the 128-row segments (one
-# k chunk on every ISA: k <= 320)
+# panels and the 48-column blocks of the kernels, k across the 128-row segments and
+# past one k chunk (k > 320: 2, 3 and 4 chunks, the last shorter)
 SHAPES = [
     (1, 1, 1),
     (7, 9, 5),
@@ -51,6 +53,9 @@ SHAPES = [
     (40, 300, 48),
     (3, 64, 49),
     (150, 200, 100),
+    (21, 321, 50),
+    (40, 700, 48),
+    (6, 1153, 17),
 ]
 
 
@@ -78,9 +83,11 @@ def test_sparse_equals_dense_bit_for_bit(any_isa, m, k, n, ta, tb, side):
 
 @pytest.mark.parametrize("side", ["a", "b"])
 @pytest.mark.parametrize("alpha,beta", [(0.5, 0.0), (1.0, 1.0), (-2.0, 0.25)])
-def test_alpha_beta(any_isa, alpha, beta, side):
+@pytest.mark.parametrize("k", [150, 650])
+def test_alpha_beta(any_isa, alpha, beta, side, k):
+    """beta scales C into the first k chunk's sum only; later chunks add to C."""
     rng = np.random.default_rng(11)
-    a, b = operands(rng, 37, 150, 45, True, False, side, 0.3)
+    a, b = operands(rng, 37, k, 45, True, False, side, 0.3)
     c_in = rng.standard_normal((37, 45)).astype(F)
     dense, sparse = both_paths(a, b, alpha, beta, c_in)
     np.testing.assert_array_equal(dense, sparse)
@@ -88,9 +95,10 @@ def test_alpha_beta(any_isa, alpha, beta, side):
 
 
 @pytest.mark.parametrize("side", ["a", "b"])
-def test_bit_identical_for_1_2_3_threads(any_isa, restore_threads, side):
+@pytest.mark.parametrize("k", [256, 700])
+def test_bit_identical_for_1_2_3_threads(any_isa, restore_threads, side, k):
     rng = np.random.default_rng(12)
-    a, b = operands(rng, 256, 256, 200, False, True, side, 0.3)
+    a, b = operands(rng, 256, k, 200, False, True, side, 0.3)
     results = []
     with pydrop.use_sparse_gemm("always"):
         for threads in (1, 2, 3):
@@ -103,14 +111,19 @@ def test_bit_identical_for_1_2_3_threads(any_isa, restore_threads, side):
 
 
 @pytest.mark.parametrize("bad", [np.inf, -np.inf, np.nan])
-@pytest.mark.parametrize("p, j", [(17, 3), (17, 12), (0, 0), (99, 49)])
-def test_inf_or_nan_in_the_dense_operand_takes_the_dense_path(any_isa, restore_threads, bad, p, j):
+@pytest.mark.parametrize(
+    "k, p, j", [(100, 17, 3), (100, 17, 12), (100, 0, 0), (100, 99, 49), (700, 480, 7)]
+)
+def test_inf_or_nan_in_the_dense_operand_takes_the_dense_path(
+    any_isa, restore_threads, bad, k, p, j
+):
     """0 * Inf is NaN: with an Inf or NaN in the dense operand, skipping the zeros of
     the sparse one would drop it, so such a product runs dense and propagates it as
     the dense path does (op(A) sparse with op(B) bad, then the transposed case). The
-    spots fall in either half of a 16-float run of packed B and in its last panel."""
+    spots fall in either half of a 16-float run of packed B, in its last panel, and
+    in the last of three k chunks (after the first two were summed sparse)."""
     rng = np.random.default_rng(13)
-    a, b = sparse_operand(rng, 40, 100, False, 0.3), operand(rng, 100, 50, False)
+    a, b = sparse_operand(rng, 40, k, False, 0.3), operand(rng, k, 50, False)
     b[p, j] = bad
     a[:, p] = 0.0
     a[5, p] = 1.0  # row 5 meets it, the rest multiply it by zero
@@ -158,6 +171,16 @@ def test_threaded_column_groups_with_inf_and_beta(any_isa, restore_threads, bad_
     assert np.isinf(got[:, bad_col]).any() and np.isnan(got[:, bad_col]).any()
 
 
+def test_product_past_one_block_runs_dense(any_isa):
+    """A product whose other operand, packed, is more than one block (here 2112 x 1100
+    floats of B in 4 k chunks, over 2**21) takes the dense path even in 'always'."""
+    rng = np.random.default_rng(17)
+    a, b = sparse_operand(rng, 3, 1100, False, 0.3), operand(rng, 1100, 2100, False)
+    dense, sparse = both_paths(a, b)
+    np.testing.assert_array_equal(dense, sparse)
+    check(sparse.view(F), a, b, None, 1.0, 0.0)
+
+
 def test_nan_in_a_propagates(any_isa):
     rng = np.random.default_rng(14)
     a, b = sparse_operand(rng, 30, 60, False, 0.3), operand(rng, 60, 40, False)
@@ -168,12 +191,14 @@ def test_nan_in_a_propagates(any_isa):
     assert np.isnan(got[4]).all() and not np.isnan(np.delete(got, 4, axis=0)).any()
 
 
-def test_fused_linear_forward_and_backward(any_isa, restore_threads):
+@pytest.mark.parametrize("k, density", [(256, 0.3), (784, 0.5)])
+def test_fused_linear_forward_and_backward(any_isa, restore_threads, k, density):
     """The training products: the fused Dense+ReLU+Dropout forward on a sparse input
-    (the bias epilogue and the mask draw), and its backward with both GEMMs."""
+    (the bias epilogue and the mask draw), and its backward with both GEMMs; 784
+    inputs half zeros as layer 1 meets a Fashion-MNIST batch (3 k chunks)."""
     rng = np.random.default_rng(15)
-    x = sparse_operand(rng, 256, 256, False, 0.3)
-    w = (rng.standard_normal((256, 256)) * 0.05).astype(F)
+    x = sparse_operand(rng, 256, k, False, density)
+    w = (rng.standard_normal((k, 256)) * 0.05).astype(F)
     bias = rng.standard_normal(256).astype(F)
     dy = rng.standard_normal((256, 256)).astype(F)
     out = {}
