@@ -73,6 +73,7 @@ def sparse_products(quick: bool) -> list[Case]:
         specs += [
             ("L2 Xᵀ·dY", h, b, h, 1, 0, HIDDEN_DENSITY, HIDDEN_DENSITY),
             ("L2 dY·Wᵀ", b, h, h, 0, 1, HIDDEN_DENSITY, 1.0),
+            ("L1 X·W", b, LAYERS[0], h, 0, 0, PIXEL_DENSITY, 1.0),
             ("L1 Xᵀ·dY", LAYERS[0], b, h, 1, 0, PIXEL_DENSITY, HIDDEN_DENSITY),
         ]
     return [

@@ -23,7 +23,7 @@ TITLES = {
     "dropout": "Dropout",
     "relu": "ReLU",
     "matmul": "Matmul (SGEMM)",
-    "sparse": "Matmul on training operands (the zeros of ReLU and dropout)",
+    "sparse": "Matmul on training operands (the zeros of ReLU and dropout, and of images)",
     "linear": "Fused linear (Dense + ReLU + dropout)",
     "peak": "Register-only FMA peak (12 chains per thread; scalar: a multiply and an add)",
 }
