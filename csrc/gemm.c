@@ -440,8 +440,9 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64
     if (buf == NULL) {
         return 0;
     }
-    float *val = buf, *acc = buf + rows * cap;
-    int32_t *off = (int32_t *)(acc + rows * PD_GEMM_SPARSE_COLS), *ends = off + rows * cap;
+    uint64_t *ent = (uint64_t *)(void *)buf; /* 2 * cap floats a row */
+    float *acc = buf + 2 * rows * cap;
+    int32_t *ends = (int32_t *)(acc + rows * PD_GEMM_SPARSE_COLS);
     float *c = j->c + (j->ct ? col0 * j->ldc + row0 : row0 * j->ldc + col0);
     /* chunk by chunk, as the dense path: C = alpha * sum + beta * C (or the bias row),
      * then C = alpha * sum + C */
@@ -449,9 +450,8 @@ static int sparse_block(const gemm_job *j, scratch_set *mine, float *bbuf, int64
         const int64_t kc = imin(j->kc_base, j->p1 - pc);
         const int64_t nseg = (kc + PD_GEMM_SPARSE_SEG - 1) / PD_GEMM_SPARSE_SEG;
         g->sparse_build(j->a + row0 * j->rsa + pc * j->csa, j->rsa, j->csa, rows, kc,
-                        (int32_t)nr, cap, nseg, ends, off, val);
-        pd_sparse_rows sr = {
-            .rows = rows, .cap = cap, .nseg = nseg, .ends = ends, .off = off, .val = val};
+                        (int32_t)nr, cap, nseg, ends, ent);
+        pd_sparse_rows sr = {.rows = rows, .cap = cap, .nseg = nseg, .ends = ends, .ent = ent};
         const float *bias;
         const float beta = chunk_beta(j, pc, &bias);
         g->sparse(&sr, bpanel(j, bbuf, pc, kc, np0), kc, (int32_t)nr, cols, c, j->ldc,

@@ -12,6 +12,7 @@
 #define PD_GEMM_H
 
 #include <stdint.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -57,21 +58,35 @@ typedef void (*pd_gemm_pack_fn)(const float *x, int64_t rs, int64_t cs, int64_t 
                                 int32_t mr, float *dst);
 
 /* The nonzeros of a block of rows of op(A) over one k chunk (gemm.c builds it):
- * row i's t-th nonzero, in increasing p, is val[i * cap + t] with off[i * cap + t]
- * = p * nr (its row's offset in a packed B panel); ends[i * nseg + s] counts row
- * i's nonzeros with p < (s + 1) * PD_GEMM_SPARSE_SEG. A NaN is a nonzero. */
+ * row i's t-th nonzero, in increasing p, is the entry ent[i * cap + t]: p * nr (its
+ * row's offset in a packed B panel) in the low 32 bits, the value's bits in the high
+ * ones, so that one load fetches both (pd_sparse_entry); ends[i * nseg + s] counts
+ * row i's nonzeros with p < (s + 1) * PD_GEMM_SPARSE_SEG. A NaN is a nonzero. */
 typedef struct pd_sparse_rows {
     int64_t rows, cap, nseg;
-    const int32_t *ends, *off;
-    const float *val;
+    const int32_t *ends;
+    const uint64_t *ent;
 } pd_sparse_rows;
+
+static inline uint64_t pd_sparse_entry(int64_t off, float v) {
+    uint32_t u;
+    memcpy(&u, &v, sizeof u);
+    return (uint32_t)off | (uint64_t)u << 32;
+}
+static inline int32_t pd_sparse_off(uint64_t e) { return (int32_t)(uint32_t)e; }
+static inline float pd_sparse_val(uint64_t e) {
+    const uint32_t u = (uint32_t)(e >> 32);
+    float v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
 
 /* Fill the lists of a pd_sparse_rows (cap >= k + 8: vector builders store 8 entries
  * at a time) with the nonzeros of rows [0, rows) of X(i, p) = a[i * rsa + p * csa],
  * p < k, where rsa == 1 or csa == 1. */
 typedef void (*pd_gemm_sparse_build_fn)(const float *a, int64_t rsa, int64_t csa, int64_t rows,
                                         int64_t k, int32_t nr, int64_t cap, int64_t nseg,
-                                        int32_t *ends, int32_t *off, float *val);
+                                        int32_t *ends, uint64_t *ent);
 
 /* k rows of packed B per segment of the sparse kernels: a 48-column block of them
  * (24 KiB) stays in L1 while the rows of a block take their nonzeros in it. 128 and
@@ -124,8 +139,7 @@ typedef struct pd_gemm_isa {
 void pd_gemm_pack_ref(const float *x, int64_t rs, int64_t cs, int64_t mc, int64_t kc, int32_t mr,
                       float *dst);
 void pd_gemm_sparse_build_ref(const float *a, int64_t rsa, int64_t csa, int64_t rows, int64_t k,
-                              int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, int32_t *off,
-                              float *val);
+                              int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, uint64_t *ent);
 int pd_gemm_finite_ref(const float *x, int64_t n);
 
 extern const pd_gemm_isa pd_gemm_scalar;
@@ -137,8 +151,7 @@ void pd_gemm_pack_avx2(const float *x, int64_t rs, int64_t cs, int64_t mc, int64
                        float *dst);
 int pd_gemm_finite_avx2(const float *x, int64_t n);
 void pd_gemm_sparse_build_avx2(const float *a, int64_t rsa, int64_t csa, int64_t rows, int64_t k,
-                               int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, int32_t *off,
-                               float *val);
+                               int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, uint64_t *ent);
 /* The narrow kernels' stores: t holds the sums, column j at t + j * nmr (nmr a
  * multiple of 8); C(i, j) = alpha * t + beta * cin as the micro-kernels compute it,
  * for i < rows, j < cols. Reads t only there. */

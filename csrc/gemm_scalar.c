@@ -72,17 +72,14 @@ static void ukr_scalar_4x8(int64_t kc, const float *restrict a, int64_t rsa, int
 /* The portable builder: branchless appends, which cost the same whether an element
  * is kept or not (x != 0 holds for a NaN). */
 void pd_gemm_sparse_build_ref(const float *a, int64_t rsa, int64_t csa, int64_t rows, int64_t k,
-                              int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, int32_t *off,
-                              float *val) {
+                              int32_t nr, int64_t cap, int64_t nseg, int32_t *ends, uint64_t *ent) {
     for (int64_t i = 0; i < rows; i++) {
         const float *x = a + i * rsa;
-        int32_t *o = off + i * cap;
-        float *v = val + i * cap;
+        uint64_t *e = ent + i * cap;
         int32_t t = 0;
         for (int64_t p = 0; p < k; p++) {
             const float xp = x[p * csa];
-            o[t] = (int32_t)(p * nr);
-            v[t] = xp;
+            e[t] = pd_sparse_entry(p * nr, xp);
             t += xp != 0.0f;
             if ((p + 1) % PD_GEMM_SPARSE_SEG == 0 || p + 1 == k) {
                 ends[i * nseg + p / PD_GEMM_SPARSE_SEG] = t;
@@ -116,8 +113,7 @@ static void sparse_scalar(const pd_sparse_rows *s, const float *b, int64_t kc, i
     /* C(i, j) at i * ri + j * rj */
     const int64_t ri = ct ? 1 : ldc, rj = ct ? ldc : 1, rin = ct ? 1 : ldcin, rjn = ct ? ldcin : 1;
     for (int64_t i = 0; i < s->rows; i++) {
-        const int32_t *off = s->off + i * s->cap;
-        const float *val = s->val + i * s->cap;
+        const uint64_t *ent = s->ent + i * s->cap;
         const int64_t nz = s->ends[i * s->nseg + s->nseg - 1];
         for (int64_t c0 = 0; c0 < cols; c0 += PD_GEMM_SPARSE_COLS) {
             int64_t w = cols - c0 < PD_GEMM_SPARSE_COLS ? cols - c0 : PD_GEMM_SPARSE_COLS;
@@ -125,10 +121,10 @@ static void sparse_scalar(const pd_sparse_rows *s, const float *b, int64_t kc, i
                 acc[jj] = 0.0f;
             }
             for (int64_t t = 0; t < nz; t++) {
-                const float ai = val[t];
+                const float ai = pd_sparse_val(ent[t]);
                 /* the block's panels (c0 is a multiple of nr), each row contiguous */
                 for (int64_t j0 = 0; j0 < w; j0 += nr) {
-                    const float *bp = b + (c0 + j0) / nr * kc * nr + off[t];
+                    const float *bp = b + (c0 + j0) / nr * kc * nr + pd_sparse_off(ent[t]);
                     const int64_t wn = w - j0 < nr ? w - j0 : nr;
                     for (int64_t u = 0; u < wn; u++) {
                         acc[j0 + u] = fmaf(ai, bp[u], acc[j0 + u]);
