@@ -77,12 +77,11 @@ _Static_assert(sizeof(gemm_table) / sizeof(gemm_table[0]) == PD_ISA_COUNT,
 /* Most column groups of one call (group_task). */
 #define PD_GEMM_MAX_GROUPS 16
 /* AUTO takes a sparse operand with at most this fraction of nonzeros, in products of
- * at least SPARSE_FLOPS. On Zen 4 the sparse kernels broke even near 0.6 on the zen4
- * and AVX2 rows (1 and 2 threads: 256x784x256, 256^3, 256x256x784 and 1024^3 with
- * zeros at random, and Fashion-MNIST batches X·W1) and near 0.55-0.6 on the AVX-512
- * row; they ran 1.1-1.25x faster at half (the images' zeros) and 1.5-1.8x at 0.3
- * (what ReLU and dropout p = 0.5 leave). */
-#define PD_GEMM_SPARSE_DENSITY 0.55
+ * at least SPARSE_FLOPS. On Zen 4 the sparse kernels broke even near 0.7 on every
+ * SIMD row (1 and 2 threads: 256x784x256 and 256^3 with zeros at random, and
+ * Fashion-MNIST batches X·W1) and ran 1.06-1.16x faster at 0.6, 1.2-1.33x at half
+ * (the images' zeros) and 1.6-1.9x at 0.3 (what ReLU and dropout p = 0.5 leave). */
+#define PD_GEMM_SPARSE_DENSITY 0.6
 #define PD_GEMM_SPARSE_FLOPS ((int64_t)1 << 22)
 /* Slack floats after each packed buffer (cheap insurance for vector packers). */
 #define PD_GEMM_SLACK 64

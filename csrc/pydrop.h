@@ -103,7 +103,7 @@ pd_status pd_relu_backward_f32(const float *dy, const float *x, float *dx, int64
  * bit-identical to the dense path's, except that a sum which underflows to -0.0
  * stays -0.0 where the dense path's next 0 * x would make it +0.0. An Inf or NaN in
  * the other operand sends the product down the dense path. AUTO takes the sparser
- * operand at most 55% nonzeros (sampled), ALWAYS whenever the product qualifies. */
+ * operand at most 60% nonzeros (sampled), ALWAYS whenever the product qualifies. */
 enum { PD_SPARSE_OFF = 0, PD_SPARSE_AUTO = 1, PD_SPARSE_ALWAYS = 2 };
 pd_status pd_set_sparse_gemm(int32_t mode);
 int32_t pd_get_sparse_gemm(void);

@@ -117,7 +117,7 @@ def get_sparse_gemm() -> str:
 def set_sparse_gemm(mode: str) -> None:
     """Choose when SGEMM sums only the nonzero terms of its sparser operand (after
     ReLU and dropout most of a hidden layer, and of its gradient, is zeros; so is half
-    of a Fashion-MNIST image). 'auto' does so when op(A) or op(B) is at most 55%
+    of a Fashion-MNIST image). 'auto' does so when op(A) or op(B) is at most 60%
     nonzeros by a sample, 'always' whenever the product qualifies (its other operand,
     packed, fits one block of 2**21 floats), 'off' never.
     Results are bit-identical in every mode (but for a sum that underflows to -0.0,
