@@ -172,7 +172,7 @@ typedef struct gemm_job {
      * equal (group_panel), each group's row blocks claimed from its own counter */
     int64_t groups;
     _Atomic int64_t group_next[PD_GEMM_MAX_GROUPS];
-    /* sparse op(A) (one k chunk): row blocks sum only their nonzeros, unless packed
+    /* sparse op(A) (one block): row blocks sum only their nonzeros, unless packed
      * B holds an Inf or NaN (0 * Inf must give NaN as the dense sum does: the
      * product then runs again, dense) */
     int sparse;
