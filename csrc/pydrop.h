@@ -97,10 +97,11 @@ pd_status pd_relu_forward_f32(const float *x, float *y, int64_t n);
 pd_status pd_relu_backward_f32(const float *dy, const float *x, float *dx, int64_t n);
 
 /* Sparse operands in SGEMM (and the products built on it): when op(A) or op(B) is
- * mostly zeros (as after ReLU and dropout, or in an image's background) and packed
- * op(B) (op(A) for op(B)) fits one block (2^21 floats), each row of C (of C^T for
- * op(B)) sums only its nonzero terms, in the same order with the same arithmetic. A product 0 * x with x finite never changes such a sum, so C is
- * bit-identical to the dense path's, except that a sum which underflows to -0.0
+ * mostly zeros (as after ReLU and dropout, or in an image's background) and the
+ * other operand, packed, fits one block (2^21 floats), each row of C (of C^T for a
+ * sparse op(B)) sums only its nonzero terms, k chunk by k chunk, in the same order
+ * with the same arithmetic. A product 0 * x with x finite never changes such a sum,
+ * so C is bit-identical to the dense path's, except that a sum which underflows to -0.0
  * stays -0.0 where the dense path's next 0 * x would make it +0.0. An Inf or NaN in
  * the other operand sends the product down the dense path. AUTO takes the sparser
  * operand at most 60% nonzeros (sampled), ALWAYS whenever the product qualifies. */
